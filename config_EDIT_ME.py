@@ -1,0 +1,84 @@
+"""standup bot settings. Copy this file to config.py and edit it.
+
+    cp config_EDIT_ME.py config.py && chmod 600 config.py
+
+Secrets never go in this file: put them in `.env` beside it (chmod 600), e.g.
+
+    SLACK_BOT_TOKEN=xoxb-...
+    SLACK_SIGNING_SECRET=...        # only for the listener in HTTP mode
+    SLACK_APP_TOKEN=xapp-...        # only for the listener in Socket Mode
+    SMTP_PASSWORD=...
+
+`.env` is loaded before this file runs; real environment variables win over it.
+Check everything with:  python standup.py check
+"""
+
+import os
+
+# --- Slack ------------------------------------------------------------------------------
+# Bot User OAuth Token (xoxb-…), from your Slack app's "OAuth & Permissions" page.
+SLACK_BOT_TOKEN = os.environ.get("SLACK_BOT_TOKEN", "")
+
+# Signing secret ("Basic Information" → App Credentials). Needed only by listener.py in
+# HTTP mode, to verify that requests come from Slack.
+SLACK_SIGNING_SECRET = os.environ.get("SLACK_SIGNING_SECRET", "")
+
+# App-level token (xapp-…, scope connections:write). When set, listener.py uses Socket
+# Mode: no public URL needed. Leave empty for HTTP mode.
+SLACK_APP_TOKEN = os.environ.get("SLACK_APP_TOKEN", "")
+
+# Base URL of the Slack Web API. Change it only for a proxy or a local simulator.
+SLACK_API_URL = os.environ.get("SLACK_API_URL", "https://slack.com/api/")
+
+# The channel ID (C… or G…, not its name) where the prompt is posted. In Slack: open the
+# channel, click its name, the Channel ID is at the bottom. Invite the bot: /invite @standup
+STANDUP_CHANNEL = "C0123456789"
+
+# Member IDs expected to report (profile → ⋮ → "Copy member ID"). Empty: every human
+# member of the channel (not bots, not deactivated accounts; guests count).
+# People who reply but are not listed still appear in the digest; they are never reminded.
+MEMBERS: list[str] = []
+
+# The questions of the prompt, in order.
+QUESTIONS = [
+    "What did you do yesterday?",
+    "What will you do today?",
+    "Anything blocking you?",
+]
+
+# --- Time -------------------------------------------------------------------------------
+# IANA time zone in which the times below are read (and "today" is decided).
+TIMEZONE = "UTC"
+
+# Local times (24-hour HH:MM) of the three stages; `run` waits for them.
+PROMPT_TIME = "10:00"
+REMIND_TIME = "11:30"
+DIGEST_TIME = "12:00"
+
+# Days on which the scheduler runs (manual stage commands work on any day).
+WORKDAYS = ["mon", "tue", "wed", "thu", "fri"]
+
+# --- Mail -------------------------------------------------------------------------------
+SMTP_HOST = "smtp.example.com"
+SMTP_PORT = 587
+# Login; leave SMTP_USER empty for a relay without authentication.
+SMTP_USER = os.environ.get("SMTP_USER", "")
+SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD", "")
+# "starttls" (port 587), "ssl" (port 465) or "none" (a local relay on port 25).
+SMTP_SECURITY = "starttls"
+
+MAIL_FROM = "standup-bot@example.com"
+DIGEST_RECIPIENTS = ["manager@example.com"]
+
+# --- Behaviour --------------------------------------------------------------------------
+# Add a ✅ reaction to each reply the listener records, so people see it counted.
+CONFIRM_WITH_REACTION = True
+
+# Seconds to wait for one Slack API call / the mail server before giving up (then retried).
+SLACK_TIMEOUT = 15
+SMTP_TIMEOUT = 30
+
+# --- State ------------------------------------------------------------------------------
+# Where the SQLite database and the logs live (created with mode 700). Relative paths are
+# read from this file's directory.
+DATA_DIR = "data"

@@ -1,0 +1,151 @@
+"""The `standup.py` command line: parse, load settings, run a command, map errors to exit codes.
+
+Exit codes: 0 done (or nothing to do), 1 a runtime failure, 2 a configuration or usage
+error. Every failure is one line on stderr starting `error:`; tracebacks only with
+`--verbose`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from .errors import ConfigError, StandupError, UsageError
+from .logs import setup_logging
+from .settings import Settings, load_settings
+
+COMMANDS = ("run", "prompt", "remind", "digest", "check", "demo")
+log = logging.getLogger("standup_bot")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of `standup.py`."""
+    parser = _Parser(
+        prog="standup.py",
+        description="Run the daily Slack standup: post the prompt, remind, email the digest.",
+        epilog="Commands: " + ", ".join(COMMANDS) + ". See README.md for each.",
+    )
+    parser.add_argument("command", nargs="?", default="run", help="one of: " + ", ".join(COMMANDS))
+    parser.add_argument("--config", type=Path, help="the config file (default: $STANDUP_CONFIG or config.py)")
+    parser.add_argument("--date", help="the standup date to act on, YYYY-MM-DD (default: today in TIMEZONE)")
+    parser.add_argument("--force", action="store_true", help="do the stage again even if it was done")
+    parser.add_argument("--verbose", "-v", action="store_true", help="echo the log to stderr; show tracebacks")
+    return parser
+
+
+def parse_date(text: str | None) -> dt.date | None:
+    """Return the --date value as a date; raise UsageError for anything else."""
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"--date: {text!r} is not a date; use YYYY-MM-DD, e.g. 2026-11-26") from None
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    now: Callable[[], dt.datetime] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run `standup.py` with these arguments and return the exit code."""
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    environ = os.environ if environ is None else environ
+    os.umask(0o077)  # state, logs and the demo's output are the owner's alone
+    verbose = "--verbose" in (argv or sys.argv[1:]) or "-v" in (argv or sys.argv[1:])
+    settings: Settings | None = None
+    try:
+        args = build_parser().parse_args(argv)
+        verbose = args.verbose
+        if args.command not in COMMANDS:
+            raise UsageError(f"unknown command {args.command!r}; choose one of: {', '.join(COMMANDS)}")
+        date = parse_date(args.date)
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return run_demo(say=lambda line: print(line, file=stdout, flush=True), verbose=verbose)
+        settings = load_settings(args.config, environ)
+        setup_logging(settings.data_dir / "standup.log", settings.secrets(), verbose=verbose, stream=stderr)
+        log.info("standup.py %s started (date %s%s)", args.command, date or "today", ", forced" if args.force else "")
+        return _dispatch(args.command, settings, date, args.force, now, sleep, stdout)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=stderr)
+        return exc.exit_code
+    except StandupError as exc:
+        log.error("%s", exc)
+        print(f"error: {_scrub(str(exc), settings)}", file=stderr)
+        if verbose:
+            logging.getLogger("standup_bot").exception("traceback")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: one line, never a traceback by default
+        log.exception("unexpected error")
+        print(f"error: unexpected {type(exc).__name__}: {_scrub(str(exc), settings)}", file=stderr)
+        if verbose:
+            import traceback
+
+            traceback.print_exc(file=stderr)
+        return 1
+
+
+def _scrub(text: str, settings: Settings | None) -> str:
+    for secret in settings.secrets() if settings else ():
+        text = text.replace(secret, "[redacted]")
+    return text.replace("\n", " ")
+
+
+def _dispatch(
+    command: str,
+    settings: Settings,
+    date: dt.date | None,
+    force: bool,
+    now: Callable[[], dt.datetime] | None,
+    sleep: Callable[[float], None],
+    stdout: TextIO,
+) -> int:
+    from . import stages
+    from .slack import SlackApi, make_client
+    from .store import Store
+
+    def say(line: str) -> None:
+        print(line, file=stdout, flush=True)
+
+    clock = now or (lambda: dt.datetime.now(dt.UTC))
+    if command == "check":
+        from .check import run_checks
+
+        return run_checks(settings, say=say)
+    store = Store.open(settings.data_dir)
+    try:
+        client = make_client(settings.slack_bot_token, settings.slack_api_url, timeout=settings.slack_timeout)
+        ctx = stages.Context(settings, store, SlackApi(client, sleep=sleep), now=clock, sleep=sleep, say=say)
+        day = date or ctx.today()
+        {
+            "run": stages.run,
+            "prompt": stages.prompt,
+            "remind": stages.remind,
+            "digest": stages.digest,
+        }[command](ctx, day, force=force)
+    finally:
+        store.close()
+    return 0

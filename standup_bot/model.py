@@ -1,0 +1,59 @@
+"""Plain data passed between the boundaries: replies, reports and the digest to render."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One reply in a prompt's thread, as Slack holds it now."""
+
+    ts: str  # Slack message ts, kept as a string ("1.10" and "1.1" differ)
+    user: str  # author's member ID
+    text: str  # Slack markup as sent (mrkdwn with <@U…> tokens and &amp; entities)
+    edited: bool = False
+    files: tuple[str, ...] = ()  # names of attached files (their URLs need the bot token)
+
+
+@dataclass(frozen=True)
+class Report:
+    """A member's report for one date: all of their replies in the thread, in order."""
+
+    user: str
+    replies: tuple[Reply, ...]
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Everything the digest email shows, resolved and ready to render."""
+
+    date: dt.date
+    channel_id: str
+    channel_name: str  # without '#'; the ID when the name is unknown
+    questions: tuple[str, ...]
+    reports: tuple[Report, ...]  # in the order their first reply was posted
+    missing: tuple[str, ...]  # expected members with no report
+    user_names: Mapping[str, str] = field(default_factory=dict)  # member ID -> Slack name
+    channel_names: Mapping[str, str] = field(default_factory=dict)  # channel ID -> name
+    thread_url: str | None = None  # permalink of the prompt
+    from_store_only: bool = False  # the thread could not be read; built from the listener's copy
+
+
+@dataclass(frozen=True)
+class StoredReply:
+    """A reply as the listener (or an earlier thread read) recorded it."""
+
+    reply: Reply
+    deleted: bool
+
+
+def ts_key(ts: str) -> tuple[int, int]:
+    """Return a sort key for a Slack ts ("1700000000.000100") that avoids float rounding."""
+    seconds, _, fraction = ts.partition(".")
+    try:
+        return int(seconds or 0), int(fraction.ljust(6, "0")[:6] or 0)
+    except ValueError:
+        return (0, 0)

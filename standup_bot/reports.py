@@ -1,0 +1,101 @@
+"""Decide what counts as a report and who is missing: pure functions over plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .model import Reply, Report, StoredReply, ts_key
+
+# Message subtypes that are still a person writing in the thread. Anything else
+# (channel_join, bot_message, tombstones, …) is not a report.
+# https://docs.slack.dev/reference/events/message/
+REPORT_SUBTYPES = frozenset({None, "", "thread_broadcast", "file_share", "me_message"})
+
+
+def reply_from_message(
+    message: Mapping[str, Any], thread_ts: str, bot_user_id: str = "", bot_id: str = ""
+) -> Reply | None:
+    """Return the Reply a thread message represents, or None when it is not a report.
+
+    Not reports: the parent, messages from any bot, system subtypes, and messages
+    without an author.
+    """
+    ts = message.get("ts")
+    user = message.get("user")
+    if not isinstance(ts, str) or not isinstance(user, str) or not user:
+        return None
+    if ts == thread_ts or message.get("thread_ts") != thread_ts:
+        return None
+    if message.get("subtype") not in REPORT_SUBTYPES:
+        return None
+    if message.get("bot_id") or message.get("bot_profile") or user in (bot_user_id, "USLACKBOT"):
+        return None
+    if bot_id and message.get("bot_id") == bot_id:
+        return None
+    text = message.get("text")
+    files = tuple(
+        str(f.get("name") or f.get("title") or "file")
+        for f in (message.get("files") or [])
+        if isinstance(f, Mapping)
+    )
+    return Reply(
+        ts=ts,
+        user=user,
+        text=text if isinstance(text, str) else "",
+        edited=isinstance(message.get("edited"), Mapping),
+        files=files,
+    )
+
+
+def replies_from_thread(
+    messages: Iterable[Mapping[str, Any]], thread_ts: str, bot_user_id: str = "", bot_id: str = ""
+) -> list[Reply]:
+    """Return the reports among a thread's messages, in ts order, each ts once."""
+    found: dict[str, Reply] = {}
+    for message in messages:
+        reply = reply_from_message(message, thread_ts, bot_user_id, bot_id)
+        if reply is not None:
+            found[reply.ts] = reply
+    return sorted(found.values(), key=lambda r: ts_key(r.ts))
+
+
+def merge_replies(
+    thread: Sequence[Reply] | None, stored: Sequence[StoredReply], read_started: str
+) -> list[Reply]:
+    """Combine the thread read back from Slack with what the listener recorded.
+
+    The thread is the truth for everything posted before the read started. The listener's
+    copy adds replies that arrived while it was being read. Without a thread (it could not
+    be read) the listener's copy is all there is.
+    """
+    if thread is None:
+        return sorted((s.reply for s in stored if not s.deleted), key=lambda r: ts_key(r.ts))
+    merged = {r.ts: r for r in thread}
+    started = ts_key(read_started)
+    for item in stored:
+        if not item.deleted and item.reply.ts not in merged and ts_key(item.reply.ts) >= started:
+            merged[item.reply.ts] = item.reply
+    return sorted(merged.values(), key=lambda r: ts_key(r.ts))
+
+
+def group_reports(replies: Iterable[Reply]) -> list[Report]:
+    """Group replies by member; members in the order of their first reply."""
+    by_user: dict[str, list[Reply]] = {}
+    for reply in sorted(replies, key=lambda r: ts_key(r.ts)):
+        if reply.text.strip() or reply.files:
+            by_user.setdefault(reply.user, []).append(reply)
+    return [Report(user, tuple(items)) for user, items in by_user.items()]
+
+
+def missing_members(expected: Sequence[str], reports: Iterable[Report]) -> list[str]:
+    """Return the expected members without a report, in the order they are expected."""
+    reported = {r.user for r in reports}
+    return [m for m in expected if m not in reported]
+
+
+def who_to_remind(
+    expected: Sequence[str], reports: Iterable[Report], reminder_status: Mapping[str, str]
+) -> list[str]:
+    """Return the expected members who have not reported and were not yet reminded."""
+    return [m for m in missing_members(expected, reports) if reminder_status.get(m) in (None, "failed")]

@@ -1,0 +1,240 @@
+"""Our wrapper over slack_sdk's WebClient: retries, pagination, and errors that say what to do.
+
+Every Web API call of the bot goes through `SlackApi`, so the retry policy and the hints
+for permanent errors live in one place. Methods return plain data (dicts and strings).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.client import RemoteDisconnected
+from typing import Any
+from urllib.error import URLError
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+
+from .errors import SlackError
+
+log = logging.getLogger(__name__)
+
+# conversations.replies and .members: ask for 200 a page (Slack's recommendation); the
+# pagination loop copes with any smaller page Slack imposes (15 for some apps since 2025).
+PAGE_SIZE = 200
+SLACKBOT_ID = "USLACKBOT"
+
+
+class ServerErrorRetry(RetryHandler):
+    """Retry HTTP 5xx answers (slack_sdk's own handler only knows 500 and 503)."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and 500 <= response.status_code < 600
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times to retry each kind of transient failure, and how long to back off."""
+
+    rate_limited: int = 5  # each waits Retry-After
+    server_errors: int = 3
+    connection_errors: int = 3
+    backoff_factor: float = 0.5  # 0.5 s, 1 s, 2 s … plus jitter
+
+
+def make_client(
+    token: str, base_url: str, *, timeout: float = 15.0, retry: RetryPolicy | None = None
+) -> WebClient:
+    """Build a WebClient with timeouts and retry handlers for 429, 5xx and connection errors."""
+    retry = retry or RetryPolicy()
+    backoff = BackoffRetryIntervalCalculator(backoff_factor=retry.backoff_factor)
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=max(1, round(timeout)),
+        retry_handlers=[
+            ConnectionErrorRetryHandler(
+                max_retry_count=retry.connection_errors,
+                interval_calculator=backoff,
+                error_types=[URLError, ConnectionError, RemoteDisconnected, TimeoutError],
+            ),
+            RateLimitErrorRetryHandler(max_retry_count=retry.rate_limited),
+            ServerErrorRetry(max_retry_count=retry.server_errors, interval_calculator=backoff),
+        ],
+    )
+
+
+_HINTS: dict[str, str] = {
+    "invalid_auth": "Slack rejected SLACK_BOT_TOKEN ({code}): copy the Bot User OAuth Token (xoxb-…) "
+    "from your app's 'OAuth & Permissions' page into .env",
+    "not_authed": "no Slack token was sent ({code}): set SLACK_BOT_TOKEN in .env",
+    "account_inactive": "the Slack token belongs to a deactivated app or user ({code}): reinstall the "
+    "app and update SLACK_BOT_TOKEN",
+    "token_revoked": "the Slack token was revoked ({code}): reinstall the app and update SLACK_BOT_TOKEN",
+    "token_expired": "the Slack token expired ({code}): turn off token rotation or reinstall the app",
+    "channel_not_found": "Slack has no channel {channel} that the bot can see ({code}): check "
+    "STANDUP_CHANNEL is the channel ID, and invite the bot if the channel is private",
+    "not_in_channel": "the bot is not a member of {channel} ({code}): type /invite @standup in the channel",
+    "is_archived": "channel {channel} is archived ({code}): unarchive it or change STANDUP_CHANNEL",
+    "missing_scope": "the Slack app lacks the scope {needed} ({code}): add it under 'OAuth & "
+    "Permissions' (see slack_app_manifest.yml) and reinstall the app",
+    "user_not_found": "Slack has no member {user} ({code}): check MEMBERS",
+    "cannot_dm_bot": "member {user} is a bot and cannot get a DM ({code}): remove it from MEMBERS",
+    "user_disabled": "member {user} is deactivated ({code}): remove it from MEMBERS",
+    "ratelimited": "Slack kept rate-limiting {method} after retries ({code}): try again later",
+    "rate_limited": "Slack kept rate-limiting {method} after retries ({code}): try again later",
+    "thread_not_found": "the prompt's thread is gone from {channel} ({code}): was the prompt deleted?",
+}
+
+
+def explain(method: str, code: str, **context: str) -> str:
+    """Turn a Slack error code into a one-line message that says what to do."""
+    template = _HINTS.get(code)
+    if template is None:
+        return f"Slack API {method} failed: {code}"
+    fields = {"method": method, "code": code, "channel": "", "user": "", "needed": "?", **context}
+    return template.format(**fields)
+
+
+class SlackApi:
+    """The Web API calls the bot makes, each returning plain data or raising SlackError."""
+
+    def __init__(self, client: WebClient, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.client = client
+        self._sleep = sleep
+
+    def _call(self, method: str, **params: Any) -> dict[str, Any]:
+        context = {k: str(v) for k, v in params.items() if k in ("channel", "user") and v}
+        # Some methods answer HTTP 200 with `rate_limited`, which the retry handlers don't see.
+        for attempt in range(3):
+            try:
+                # The named methods apply slack_sdk's own encoding (JSON vs form, booleans).
+                response = getattr(self.client, method.replace(".", "_"))(**params)
+                return dict(response.data) if isinstance(response.data, dict) else {}
+            except SlackApiError as exc:
+                data = exc.response.data if isinstance(exc.response.data, dict) else {}
+                code = str(data.get("error") or f"HTTP {exc.response.status_code}")
+                if code in ("rate_limited", "ratelimited") and exc.response.status_code == 200 and attempt < 2:
+                    self._sleep(1.0 + attempt)
+                    continue
+                if exc.response.status_code >= 500:
+                    raise SlackError(
+                        f"Slack API {method} failed with HTTP {exc.response.status_code} after retries; "
+                        "Slack may be having trouble (https://slack-status.com), try again later",
+                        code,
+                    ) from None
+                needed = str(data.get("needed") or "?")
+                raise SlackError(explain(method, code, needed=needed, **context), code) from None
+            except (SlackClientError, URLError, OSError) as exc:
+                reason = getattr(exc, "reason", None) or exc
+                raise SlackError(
+                    f"cannot reach Slack at {self.client.base_url} ({method}: {reason}); "
+                    "check the network and SLACK_API_URL",
+                    "unreachable",
+                ) from None
+        raise AssertionError("unreachable")  # the loop always returns or raises
+
+    def _pages(self, method: str, key: str, **params: Any) -> Iterator[Any]:
+        cursor = ""
+        while True:
+            data = self._call(method, limit=PAGE_SIZE, cursor=cursor, **params) if cursor else (
+                self._call(method, limit=PAGE_SIZE, **params)
+            )
+            yield from data.get(key) or []
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return
+
+    # -- the calls ---------------------------------------------------------------------
+    def auth_test(self) -> dict[str, Any]:
+        """Return the bot's identity (user_id, bot_id, team, url)."""
+        return self._call("auth.test")
+
+    def post_message(
+        self, channel: str, text: str, *, blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None, metadata: dict[str, Any] | None = None,
+    ) -> str:
+        """Post a message and return its ts."""
+        params: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False}
+        if blocks:
+            params["blocks"] = blocks
+        if thread_ts:
+            params["thread_ts"] = thread_ts
+        if metadata:
+            params["metadata"] = metadata
+        return str(self._call("chat.postMessage", **params)["ts"])
+
+    def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """Return every message of a thread, parent first, following cursors."""
+        return list(self._pages("conversations.replies", "messages", channel=channel, ts=ts))
+
+    def recent_messages(self, channel: str, oldest: str) -> list[dict[str, Any]]:
+        """Return the channel's top-level messages since `oldest`, with their metadata."""
+        return list(
+            self._pages(
+                "conversations.history", "messages", channel=channel, oldest=oldest,
+                include_all_metadata=True,
+            )
+        )
+
+    def channel_members(self, channel: str) -> list[str]:
+        """Return the IDs of every member of a channel (bots included), following cursors."""
+        return [str(m) for m in self._pages("conversations.members", "members", channel=channel)]
+
+    def channel_info(self, channel: str) -> dict[str, Any]:
+        """Return a channel's details (name, is_private, …)."""
+        return dict(self._call("conversations.info", channel=channel).get("channel") or {})
+
+    def user_info(self, user: str) -> dict[str, Any]:
+        """Return a member's profile."""
+        return dict(self._call("users.info", user=user).get("user") or {})
+
+    def permalink(self, channel: str, ts: str) -> str:
+        """Return a link to a message."""
+        return str(self._call("chat.getPermalink", channel=channel, message_ts=ts)["permalink"])
+
+    def open_dm(self, user: str) -> str:
+        """Return the ID of the bot's direct-message channel with a member."""
+        return str(self._call("conversations.open", users=user)["channel"]["id"])
+
+    def add_reaction(self, channel: str, ts: str, name: str) -> None:
+        """Add an emoji reaction to a message (already there counts as done)."""
+        try:
+            self._call("reactions.add", channel=channel, timestamp=ts, name=name)
+        except SlackError as exc:
+            if exc.code != "already_reacted":
+                raise
+
+
+def display_name(user: dict[str, Any]) -> str:
+    """Return a member's Slack name: display name, else real name, else ID."""
+    profile = user.get("profile") or {}
+    for candidate in (profile.get("display_name"), profile.get("real_name"), user.get("real_name")):
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate.strip()
+    return str(user.get("id") or "?")
+
+
+def is_human(user: dict[str, Any]) -> bool:
+    """Tell whether a member is a person who can report: not a bot, not deleted, not Slackbot."""
+    return not (
+        user.get("is_bot") or user.get("deleted") or user.get("is_app_user") or user.get("id") == SLACKBOT_ID
+    )

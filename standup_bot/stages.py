@@ -1,0 +1,375 @@
+"""The three stages of a standup day (prompt, remind, digest) and `run`, which chains them.
+
+Each stage claims its (channel, date, stage) row before acting and records the outcome
+after, so it happens at most once per date whoever launches it (cron, `run`, a rerun
+after a crash). Slack's thread is read back before reminding and before the digest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import mail, markup, render
+from .errors import MailError, SlackError, StageError
+from .messages import PROMPT_EVENT_TYPE, build_prompt, build_reminder, prompt_metadata
+from .model import Digest, Reply, ts_key
+from .reports import (
+    group_reports,
+    merge_replies,
+    missing_members,
+    replies_from_thread,
+    who_to_remind,
+)
+from .settings import Settings
+from .slack import SlackApi, display_name, is_human
+from .store import Claim, StageRun, Store
+
+log = logging.getLogger(__name__)
+
+USER_CACHE_AGE = dt.timedelta(hours=12)
+STAGES = ("prompt", "remind", "digest")
+
+
+@dataclass
+class Context:
+    """What a stage needs: settings, the store, Slack, the clock, and where to tell the user."""
+
+    settings: Settings
+    store: Store
+    slack: SlackApi
+    now: Callable[[], dt.datetime]  # aware datetime
+    sleep: Callable[[float], None]
+    say: Callable[[str], None] = print
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    _bot: dict[str, Any] | None = None
+
+    @property
+    def channel(self) -> str:
+        """Return the standup's channel ID."""
+        return self.settings.standup_channel
+
+    def today(self) -> dt.date:
+        """Return today's date in the team's time zone."""
+        return self.now().astimezone(self.settings.zone).date()
+
+    def local(self, date: dt.date, time: dt.time) -> dt.datetime:
+        """Return the aware datetime of a local time of day on a date."""
+        return dt.datetime.combine(date, time, tzinfo=self.settings.zone)
+
+    def bot(self) -> dict[str, Any]:
+        """Return the bot's identity from auth.test (once per context)."""
+        if self._bot is None:
+            self._bot = self.slack.auth_test()
+        return self._bot
+
+
+def owner_alive(owner: str) -> bool:
+    """Tell whether the process that claimed a stage may still be running.
+
+    On this host we can ask the kernel. A claim from another host (a shared data dir)
+    is assumed alive; `--force` overrides it.
+    """
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _claim(ctx: Context, date: dt.date, stage: str, force: bool) -> tuple[bool, StageRun | None]:
+    claim, previous = ctx.store.claim_stage(
+        ctx.channel, date, stage, ctx.owner, force=force, owner_alive=owner_alive
+    )
+    if claim is Claim.ALREADY_DONE:
+        ctx.say(f"{stage} for {date} already done; nothing to do (use --force to do it again)")
+        return False, previous
+    if claim is Claim.IN_PROGRESS:
+        owner = previous.owner if previous else "another process"
+        ctx.say(f"{stage} for {date} is being done right now by {owner}; nothing to do")
+        return False, previous
+    return True, previous
+
+
+def _fail(ctx: Context, date: dt.date, stage: str, exc: Exception) -> None:
+    ctx.store.finish_stage(ctx.channel, date, stage, ctx.owner, error=str(exc))
+    log.error("%s for %s failed: %s", stage, date, exc)
+
+
+# -- prompt ------------------------------------------------------------------------------
+def prompt(ctx: Context, date: dt.date, *, force: bool = False) -> None:
+    """Post the day's prompt in the channel and store its ts."""
+    claimed, previous = _claim(ctx, date, "prompt", force)
+    if not claimed:
+        return
+    try:
+        ts = None
+        if previous is not None and previous.status == "running" and not force:
+            # The last attempt died mid-way; it may have posted before recording the ts.
+            ts = _find_posted_prompt(ctx, date)
+        if ts is None:
+            ts = _post_prompt(ctx, date)
+        ctx.store.save_prompt(ctx.channel, date, ts)
+    except (SlackError, MailError) as exc:
+        _fail(ctx, date, "prompt", exc)
+        raise
+    ctx.store.finish_stage(ctx.channel, date, "prompt", ctx.owner)
+    log.info("prompt for %s posted in %s (ts %s)", date, ctx.channel, ts)
+    ctx.say(f"prompt for {date} posted in {ctx.channel}")
+
+
+def _post_prompt(ctx: Context, date: dt.date) -> str:
+    settings = ctx.settings
+    late_by = None
+    if date == ctx.today():
+        late_by = ctx.now() - ctx.local(date, settings.prompt_time)
+        late_by = late_by if late_by > dt.timedelta(minutes=30) else None
+    text, blocks = build_prompt(
+        settings.questions, date, settings.digest_time, settings.timezone, late_by=late_by
+    )
+    return ctx.slack.post_message(ctx.channel, text, blocks=blocks, metadata=prompt_metadata(date))
+
+
+def _find_posted_prompt(ctx: Context, date: dt.date) -> str | None:
+    oldest = ctx.local(date, dt.time(0, 0)) - dt.timedelta(days=1)
+    bot_id = ctx.bot().get("bot_id")
+    for message in ctx.slack.recent_messages(ctx.channel, oldest=f"{oldest.timestamp():.6f}"):
+        metadata = message.get("metadata") or {}
+        if (
+            message.get("bot_id") == bot_id
+            and metadata.get("event_type") == PROMPT_EVENT_TYPE
+            and (metadata.get("event_payload") or {}).get("date") == date.isoformat()
+        ):
+            log.info("found the prompt for %s already posted (ts %s); not posting again", date, message["ts"])
+            return str(message["ts"])
+    return None
+
+
+# -- reading the thread ------------------------------------------------------------------
+def _prompt_ts(ctx: Context, date: dt.date, stage: str) -> str:
+    ts = ctx.store.prompt_ts(ctx.channel, date)
+    if ts is None:
+        raise StageError(
+            f"no prompt was posted for {date} in {ctx.channel}, so there is nothing to {stage}; "
+            "run `standup.py prompt` first"
+        )
+    return ts
+
+
+def current_replies(ctx: Context, date: dt.date, prompt_ts: str) -> tuple[list[Reply], bool]:
+    """Return the day's replies: the thread read back from Slack merged with the store.
+
+    The second value is True when the thread could not be read and only the listener's
+    copy was used.
+    """
+    stored = ctx.store.stored_replies(ctx.channel, date)
+    try:
+        messages = ctx.slack.thread(ctx.channel, prompt_ts)
+    except SlackError as exc:
+        log.warning("could not read the thread for %s (%s); using the listener's copy", date, exc)
+        return merge_replies(None, stored, prompt_ts), True
+    thread = replies_from_thread(messages, prompt_ts)
+    # Replies newer than the newest message we read arrived during the read.
+    newest = max((str(m.get("ts", "")) for m in messages), key=ts_key, default=prompt_ts)
+    ctx.store.sync_thread(ctx.channel, date, thread, newest)
+    return merge_replies(thread, stored, _after(newest)), False
+
+
+def _after(ts: str) -> str:
+    seconds, fraction = ts_key(ts)
+    fraction += 1
+    return f"{seconds + fraction // 1_000_000}.{fraction % 1_000_000:06d}"
+
+
+def expected_members(ctx: Context) -> list[str]:
+    """Return MEMBERS, or when empty, the channel's human members (not bots, not deleted)."""
+    if ctx.settings.members:
+        return list(ctx.settings.members)
+    bot_user = ctx.bot().get("user_id")
+    members = []
+    for user_id in ctx.slack.channel_members(ctx.channel):
+        if user_id == bot_user:
+            continue
+        _, human = _user(ctx, user_id)
+        if human:
+            members.append(user_id)
+    return members
+
+
+def _user(ctx: Context, user_id: str) -> tuple[str, bool]:
+    cached = ctx.store.cached_user(user_id, USER_CACHE_AGE)
+    if cached is not None:
+        return cached[0], cached[1]
+    info = ctx.slack.user_info(user_id)
+    name, human = display_name(info), is_human(info)
+    ctx.store.cache_user(user_id, name, human, str(info.get("tz") or ""))
+    return name, human
+
+
+def user_name(ctx: Context, user_id: str) -> str:
+    """Return a member's Slack name, or the ID when Slack cannot tell."""
+    try:
+        return _user(ctx, user_id)[0]
+    except SlackError as exc:
+        log.warning("could not look up %s: %s", user_id, exc)
+        return user_id
+
+
+# -- remind ------------------------------------------------------------------------------
+def remind(ctx: Context, date: dt.date, *, force: bool = False) -> None:
+    """DM each expected member without a report one reminder linking to the thread."""
+    prompt_ts = _prompt_ts(ctx, date, "remind")
+    claimed, _ = _claim(ctx, date, "remind", force)
+    if not claimed:
+        return
+    try:
+        replies, _ = current_replies(ctx, date, prompt_ts)
+        reports = group_reports(replies)
+        expected = expected_members(ctx)
+        status = {} if force else ctx.store.reminded(ctx.channel, date)
+        targets = who_to_remind(expected, reports, status)
+        if targets:
+            permalink = ctx.slack.permalink(ctx.channel, prompt_ts)
+            text = build_reminder(ctx.channel, permalink, ctx.settings.digest_time, ctx.settings.timezone)
+            _send_reminders(ctx, date, targets, text, force)
+    except (SlackError, StageError) as exc:
+        _fail(ctx, date, "remind", exc)
+        raise
+    ctx.store.finish_stage(ctx.channel, date, "remind", ctx.owner)
+    reported = len(expected) - len(missing_members(expected, reports))
+    ctx.say(f"reminded {len(targets)} member(s) for {date}; {reported} of {len(expected)} had reported")
+
+
+def _send_reminders(ctx: Context, date: dt.date, targets: Sequence[str], text: str, force: bool) -> None:
+    failed: list[str] = []
+    last_error = ""
+    for user in targets:
+        if not ctx.store.claim_reminder(ctx.channel, date, user, force=force):
+            continue
+        try:
+            ctx.slack.post_message(ctx.slack.open_dm(user), text)
+        except SlackError as exc:
+            ctx.store.finish_reminder(ctx.channel, date, user, error=str(exc))
+            log.error("reminder to %s failed: %s", user, exc)
+            failed.append(user)
+            last_error = str(exc)
+            continue
+        ctx.store.finish_reminder(ctx.channel, date, user)
+        log.info("reminded %s for %s", user, date)
+    if failed:
+        raise SlackError(
+            f"could not remind {len(failed)} member(s) ({', '.join(failed)}): {last_error}; "
+            "the next `standup.py remind` retries only them"
+        )
+
+
+# -- digest ------------------------------------------------------------------------------
+def digest(ctx: Context, date: dt.date, *, force: bool = False) -> None:
+    """Email the day's reports (and who did not report) to DIGEST_RECIPIENTS."""
+    prompt_ts = _prompt_ts(ctx, date, "digest")
+    claimed, _ = _claim(ctx, date, "digest", force)
+    if not claimed:
+        return
+    try:
+        content = build_digest(ctx, date, prompt_ts)
+        rendered = render.render_digest(content)
+        settings = ctx.settings
+        message = mail.build_message(
+            subject=rendered.subject, text=rendered.text, html=rendered.html,
+            mail_from=settings.mail_from, recipients=settings.digest_recipients, now=ctx.now(),
+        )
+        mail.send_message(
+            message, smtp=smtp_settings(settings), mail_from=settings.mail_from,
+            recipients=settings.digest_recipients, sleep=ctx.sleep,
+        )
+    except (SlackError, MailError, StageError) as exc:
+        _fail(ctx, date, "digest", exc)
+        raise
+    ctx.store.finish_stage(ctx.channel, date, "digest", ctx.owner)
+    log.info("digest for %s sent to %s", date, ", ".join(settings.digest_recipients))
+    ctx.say(
+        f"digest for {date} sent to {len(settings.digest_recipients)} recipient(s): "
+        f"{len(content.reports)} report(s), {len(content.missing)} not reported"
+    )
+
+
+def build_digest(ctx: Context, date: dt.date, prompt_ts: str) -> Digest:
+    """Gather everything the digest shows: reports, who is missing, names, links."""
+    replies, from_store_only = current_replies(ctx, date, prompt_ts)
+    reports = group_reports(replies)
+    expected = expected_members(ctx)
+    missing = missing_members(expected, reports)
+    users = {r.user for r in reports} | set(missing)
+    channels = {ctx.channel}
+    for reply in replies:
+        users |= markup.mentioned_user_ids(reply.text)
+        channels |= markup.mentioned_channel_ids(reply.text)
+    names = {u: user_name(ctx, u) for u in sorted(users)}
+    channel_names = {c: _channel_name(ctx, c) for c in sorted(channels)}
+    try:
+        thread_url: str | None = ctx.slack.permalink(ctx.channel, prompt_ts)
+    except SlackError as exc:
+        log.warning("no permalink for the prompt: %s", exc)
+        thread_url = None
+    return Digest(
+        date=date, channel_id=ctx.channel, channel_name=channel_names[ctx.channel],
+        questions=ctx.settings.questions, reports=tuple(reports), missing=tuple(missing),
+        user_names=names, channel_names=channel_names, thread_url=thread_url,
+        from_store_only=from_store_only,
+    )
+
+
+def _channel_name(ctx: Context, channel: str) -> str:
+    try:
+        return str(ctx.slack.channel_info(channel).get("name") or channel)
+    except SlackError as exc:
+        log.warning("could not look up channel %s: %s", channel, exc)
+        return channel
+
+
+def smtp_settings(settings: Settings) -> mail.SmtpSettings:
+    """Return the mail server settings."""
+    return mail.SmtpSettings(
+        host=settings.smtp_host, port=settings.smtp_port, user=settings.smtp_user,
+        password=settings.smtp_password, security=settings.smtp_security, timeout=settings.smtp_timeout,
+    )
+
+
+# -- run ---------------------------------------------------------------------------------
+def wait_until(ctx: Context, target: dt.datetime) -> None:
+    """Sleep until an aware datetime, in slices so a suspended VM or clock jump is noticed."""
+    while True:
+        remaining = (target - ctx.now()).total_seconds()
+        if remaining <= 0:
+            return
+        ctx.sleep(min(remaining, 300.0))
+
+
+def run(ctx: Context, date: dt.date, *, force: bool = False) -> None:
+    """Run the whole day: prompt now, remind at REMIND_TIME, digest at DIGEST_TIME.
+
+    Safe to start again after a crash: stages already done are skipped, and waits for
+    times already past return at once.
+    """
+    settings = ctx.settings
+    prompt(ctx, date, force=force)
+    remind_at = ctx.local(date, settings.remind_time)
+    if ctx.now() < remind_at:
+        ctx.say(f"waiting until {remind_at:%H:%M %Z} to remind")
+    wait_until(ctx, remind_at)
+    remind(ctx, date, force=force)
+    digest_at = ctx.local(date, settings.digest_time)
+    if ctx.now() < digest_at:
+        ctx.say(f"waiting until {digest_at:%H:%M %Z} to send the digest")
+    wait_until(ctx, digest_at)
+    digest(ctx, date, force=force)

@@ -1,0 +1,483 @@
+"""All state in one SQLite file: prompts, replies, stage runs, reminders, seen events, names.
+
+Two processes (the listener and a stage) use it at once, so: WAL, a busy timeout, short
+`BEGIN IMMEDIATE` transactions, and a claim row per (standup, date, stage) whose insert or
+update must change exactly one row before a stage may act. Every row is keyed by the
+standup's channel and date so several standups can share one file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from .errors import StoreError
+from .model import Reply, StoredReply, ts_key
+
+BUSY_TIMEOUT_MS = 15_000
+
+# Named migrations, applied in order, each in the same transaction as its record.
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "0001_initial",
+        """
+        CREATE TABLE prompts (
+            channel   TEXT NOT NULL,
+            date      TEXT NOT NULL,           -- the standup date, YYYY-MM-DD in TIMEZONE
+            ts        TEXT NOT NULL,           -- Slack ts of the prompt message
+            posted_at TEXT NOT NULL,           -- UTC ISO timestamp
+            PRIMARY KEY (channel, date)
+        );
+        CREATE UNIQUE INDEX prompts_by_ts ON prompts (channel, ts);
+
+        CREATE TABLE replies (
+            channel     TEXT NOT NULL,
+            date        TEXT NOT NULL,
+            ts          TEXT NOT NULL,
+            user        TEXT NOT NULL,
+            text        TEXT NOT NULL,
+            edited      INTEGER NOT NULL DEFAULT 0,
+            version     TEXT NOT NULL,               -- ts of the message or of its latest edit
+            files       TEXT NOT NULL DEFAULT '[]',  -- JSON list of file names
+            deleted     INTEGER NOT NULL DEFAULT 0,  -- kept as a tombstone: a late edit must not revive it
+            source      TEXT NOT NULL,               -- 'listener' or 'thread'
+            recorded_at TEXT NOT NULL,
+            updated_at  TEXT NOT NULL,
+            PRIMARY KEY (channel, ts)
+        );
+        CREATE INDEX replies_by_day ON replies (channel, date, ts);
+
+        CREATE TABLE stage_runs (
+            channel     TEXT NOT NULL,
+            date        TEXT NOT NULL,
+            stage       TEXT NOT NULL,             -- 'prompt', 'remind', 'digest'
+            status      TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+            owner       TEXT NOT NULL,             -- host:pid of the process that claimed it
+            attempts    INTEGER NOT NULL DEFAULT 1,
+            started_at  TEXT NOT NULL,
+            finished_at TEXT,
+            last_error  TEXT,
+            PRIMARY KEY (channel, date, stage)
+        );
+
+        CREATE TABLE reminders (
+            channel    TEXT NOT NULL,
+            date       TEXT NOT NULL,
+            user       TEXT NOT NULL,
+            status     TEXT NOT NULL CHECK (status IN ('sending', 'sent', 'failed')),
+            updated_at TEXT NOT NULL,
+            last_error TEXT,
+            PRIMARY KEY (channel, date, user)
+        );
+
+        CREATE TABLE seen_events (
+            event_id    TEXT PRIMARY KEY,
+            received_at TEXT NOT NULL
+        );
+
+        CREATE TABLE users (
+            user_id    TEXT PRIMARY KEY,
+            name       TEXT NOT NULL,
+            is_human   INTEGER NOT NULL,          -- not a bot, not deleted, not Slackbot
+            tz         TEXT NOT NULL DEFAULT '',
+            fetched_at TEXT NOT NULL
+        );
+        """,
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Claim(Enum):
+    """The outcome of trying to claim a stage for a date."""
+
+    CLAIMED = "claimed"
+    ALREADY_DONE = "already done"
+    IN_PROGRESS = "in progress"
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """A stage's row: who claimed it, how it ended."""
+
+    stage: str
+    status: str
+    owner: str
+    attempts: int
+    started_at: str
+    finished_at: str | None
+    last_error: str | None
+
+
+def utc_now_iso() -> str:
+    """Return the current UTC time as an ISO string (all stored times are UTC)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class Store:
+    """The SQLite database in DATA_DIR; one connection per thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    # -- opening -----------------------------------------------------------------------
+    @classmethod
+    def open(cls, data_dir: Path) -> Store:
+        """Create DATA_DIR (mode 700) and the database (mode 600) if needed, and migrate it."""
+        try:
+            if not data_dir.exists():
+                data_dir.mkdir(mode=0o700, parents=True)
+            path = data_dir / "standup.db"
+            if not path.exists():
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise StoreError(f"cannot create the data directory {data_dir}: {exc.strerror}") from None
+        store = cls(path)
+        store.migrate()
+        return store
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.row_factory = sqlite3.Row
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.DatabaseError as exc:
+                raise self._refusal(exc) from None
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _refusal(self, exc: sqlite3.Error) -> StoreError:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return StoreError(f"database {self.path} stayed locked by another process: {exc}")
+        return StoreError(
+            f"database {self.path} cannot be used ({exc}); it was left untouched: "
+            "restore it from a backup or move it aside to start afresh"
+        )
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run a short write transaction (BEGIN IMMEDIATE takes the write lock up front)."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._refusal(exc) from None
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise self._refusal(exc) from None
+
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._connect().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._refusal(exc) from None
+
+    def ping(self) -> None:
+        """Read from the database, raising StoreError when it cannot be used."""
+        self._read("SELECT count(*) FROM migrations")
+
+    def migrate(self) -> None:
+        """Apply the migrations this file lacks; refuse a file from a newer version."""
+        try:
+            with self.transaction() as conn:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"database {self.path} is from a newer standup bot (schema {version}, "
+                        f"this one knows {SCHEMA_VERSION}); upgrade the bot, the file was left untouched"
+                    )
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+                )
+                for number, (name, sql) in enumerate(MIGRATIONS, start=1):
+                    if number <= version:
+                        continue
+                    for statement in sql.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, utc_now_iso())
+                    )
+                    conn.execute(f"PRAGMA user_version = {number}")
+        except sqlite3.Error as exc:
+            raise self._refusal(exc) from None
+
+    # -- prompts -----------------------------------------------------------------------
+    def save_prompt(self, channel: str, date: dt.date, ts: str) -> None:
+        """Record the prompt's ts for a date (replacing an earlier one on --force)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO prompts (channel, date, ts, posted_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (channel, date) DO UPDATE SET ts = excluded.ts, posted_at = excluded.posted_at",
+                (channel, date.isoformat(), ts, utc_now_iso()),
+            )
+
+    def prompt_ts(self, channel: str, date: dt.date) -> str | None:
+        """Return the ts of a date's prompt, or None when none was posted."""
+        rows = self._read(
+            "SELECT ts FROM prompts WHERE channel = ? AND date = ?", (channel, date.isoformat())
+        )
+        return rows[0]["ts"] if rows else None
+
+    def date_of_prompt(self, channel: str, ts: str) -> dt.date | None:
+        """Return the standup date whose prompt has this ts, or None."""
+        rows = self._read("SELECT date FROM prompts WHERE channel = ? AND ts = ?", (channel, ts))
+        return dt.date.fromisoformat(rows[0]["date"]) if rows else None
+
+    # -- replies -----------------------------------------------------------------------
+    def record_reply(
+        self, channel: str, date: dt.date, reply: Reply, *, version: str | None = None,
+        event_id: str | None = None,
+    ) -> bool:
+        """Insert or update a reply from a live event; return True when it is new.
+
+        `version` is the ts of the edit (or of the message itself): an older version never
+        overwrites a newer one, so a redelivered original cannot undo an edit, and a deleted
+        reply stays deleted.
+        """
+        now = utc_now_iso()
+        version = version or reply.ts
+        with self.transaction() as conn:
+            if event_id and not _first_sighting(conn, event_id, now):
+                return False
+            row = conn.execute(
+                "SELECT deleted, version FROM replies WHERE channel = ? AND ts = ?", (channel, reply.ts)
+            ).fetchone()
+            if row is not None and (row["deleted"] or ts_key(row["version"]) > ts_key(version)):
+                return False
+            conn.execute(
+                "INSERT INTO replies (channel, date, ts, user, text, edited, version, files, source, "
+                "recorded_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'listener', ?, ?) "
+                "ON CONFLICT (channel, ts) DO UPDATE SET text = excluded.text, edited = excluded.edited, "
+                "version = excluded.version, files = excluded.files, updated_at = excluded.updated_at",
+                (
+                    channel, date.isoformat(), reply.ts, reply.user, reply.text, int(reply.edited),
+                    version, json.dumps(list(reply.files)), now, now,
+                ),
+            )
+            return row is None
+
+    def delete_reply(self, channel: str, ts: str, *, event_id: str | None = None) -> bool:
+        """Mark a reply deleted (a tombstone); return True when one was known."""
+        now = utc_now_iso()
+        with self.transaction() as conn:
+            if event_id and not _first_sighting(conn, event_id, now):
+                return False
+            cursor = conn.execute(
+                "UPDATE replies SET deleted = 1, updated_at = ? WHERE channel = ? AND ts = ? AND deleted = 0",
+                (now, channel, ts),
+            )
+            return cursor.rowcount == 1
+
+    def mark_event_seen(self, event_id: str) -> bool:
+        """Record an event ID; return False when it had been seen before."""
+        with self.transaction() as conn:
+            return _first_sighting(conn, event_id, utc_now_iso())
+
+    def stored_replies(self, channel: str, date: dt.date) -> list[StoredReply]:
+        """Return every reply recorded for a date, deleted ones included, in ts order."""
+        rows = self._read(
+            "SELECT ts, user, text, edited, files, deleted FROM replies WHERE channel = ? AND date = ? "
+            "ORDER BY ts",
+            (channel, date.isoformat()),
+        )
+        return [
+            StoredReply(
+                Reply(r["ts"], r["user"], r["text"], bool(r["edited"]), tuple(json.loads(r["files"]))),
+                bool(r["deleted"]),
+            )
+            for r in rows
+        ]
+
+    def sync_thread(self, channel: str, date: dt.date, replies: Sequence[Reply], read_started: str) -> None:
+        """Make the stored replies match a thread just read from Slack (the source of truth).
+
+        Stored replies missing from the thread are marked deleted, except those newer than
+        `read_started` (a Slack ts), which arrived while the thread was being read.
+        """
+        now = utc_now_iso()
+        in_thread = {r.ts for r in replies}
+        with self.transaction() as conn:
+            for reply in replies:
+                conn.execute(
+                    "INSERT INTO replies (channel, date, ts, user, text, edited, version, files, source, "
+                    "recorded_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'thread', ?, ?) "
+                    "ON CONFLICT (channel, ts) DO UPDATE SET text = excluded.text, edited = excluded.edited, "
+                    "files = excluded.files, deleted = 0, updated_at = excluded.updated_at",
+                    (
+                        channel, date.isoformat(), reply.ts, reply.user, reply.text, int(reply.edited),
+                        reply.ts, json.dumps(list(reply.files)), now, now,
+                    ),
+                )
+            rows = conn.execute(
+                "SELECT ts FROM replies WHERE channel = ? AND date = ? AND deleted = 0",
+                (channel, date.isoformat()),
+            ).fetchall()
+            for row in rows:
+                if row["ts"] not in in_thread and ts_key(row["ts"]) < ts_key(read_started):
+                    conn.execute(
+                        "UPDATE replies SET deleted = 1, updated_at = ? WHERE channel = ? AND ts = ?",
+                        (now, channel, row["ts"]),
+                    )
+
+    # -- stage runs --------------------------------------------------------------------
+    def claim_stage(
+        self, channel: str, date: dt.date, stage: str, owner: str, *, force: bool = False,
+        owner_alive: Callable[[str], bool] = lambda owner: True,
+    ) -> tuple[Claim, StageRun | None]:
+        """Claim a stage for a date; only the caller that gets CLAIMED may act.
+
+        A failed run is claimable again; a running one only when its recorded owner is no
+        longer alive (a crash), which `owner_alive` decides.
+        """
+        now = utc_now_iso()
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT * FROM stage_runs WHERE channel = ? AND date = ? AND stage = ?",
+                (channel, date.isoformat(), stage),
+            ).fetchone()
+            previous = _stage_run(row) if row else None
+            if previous is None:
+                conn.execute(
+                    "INSERT INTO stage_runs (channel, date, stage, status, owner, started_at) "
+                    "VALUES (?, ?, ?, 'running', ?, ?)",
+                    (channel, date.isoformat(), stage, owner, now),
+                )
+                return Claim.CLAIMED, None
+            if previous.status == "done" and not force:
+                return Claim.ALREADY_DONE, previous
+            if previous.status == "running" and owner_alive(previous.owner):
+                return Claim.IN_PROGRESS, previous
+            conn.execute(
+                "UPDATE stage_runs SET status = 'running', owner = ?, attempts = attempts + 1, "
+                "started_at = ?, finished_at = NULL WHERE channel = ? AND date = ? AND stage = ?",
+                (owner, now, channel, date.isoformat(), stage),
+            )
+            return Claim.CLAIMED, previous
+
+    def finish_stage(
+        self, channel: str, date: dt.date, stage: str, owner: str, *, error: str | None = None
+    ) -> None:
+        """Record how a claimed stage ended: done, or failed with a one-line reason."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE stage_runs SET status = ?, finished_at = ?, last_error = ? "
+                "WHERE channel = ? AND date = ? AND stage = ? AND owner = ?",
+                (
+                    "failed" if error else "done", utc_now_iso(), error,
+                    channel, date.isoformat(), stage, owner,
+                ),
+            )
+
+    def stage_run(self, channel: str, date: dt.date, stage: str) -> StageRun | None:
+        """Return a stage's row for a date, or None when it never ran."""
+        rows = self._read(
+            "SELECT * FROM stage_runs WHERE channel = ? AND date = ? AND stage = ?",
+            (channel, date.isoformat(), stage),
+        )
+        return _stage_run(rows[0]) if rows else None
+
+    # -- reminders ---------------------------------------------------------------------
+    def claim_reminder(self, channel: str, date: dt.date, user: str, *, force: bool = False) -> bool:
+        """Claim one member's reminder; False when it was already sent (or is being sent)."""
+        now = utc_now_iso()
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT status FROM reminders WHERE channel = ? AND date = ? AND user = ?",
+                (channel, date.isoformat(), user),
+            ).fetchone()
+            if row is not None and row["status"] != "failed" and not force:
+                return False
+            conn.execute(
+                "INSERT INTO reminders (channel, date, user, status, updated_at) VALUES (?, ?, ?, 'sending', ?) "
+                "ON CONFLICT (channel, date, user) DO UPDATE SET status = 'sending', updated_at = excluded.updated_at",
+                (channel, date.isoformat(), user, now),
+            )
+            return True
+
+    def finish_reminder(self, channel: str, date: dt.date, user: str, *, error: str | None = None) -> None:
+        """Record a reminder as sent, or as failed (retried on the next run)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE reminders SET status = ?, updated_at = ?, last_error = ? "
+                "WHERE channel = ? AND date = ? AND user = ?",
+                ("failed" if error else "sent", utc_now_iso(), error, channel, date.isoformat(), user),
+            )
+
+    def reminded(self, channel: str, date: dt.date) -> dict[str, str]:
+        """Return member -> reminder status for a date."""
+        rows = self._read(
+            "SELECT user, status FROM reminders WHERE channel = ? AND date = ?", (channel, date.isoformat())
+        )
+        return {r["user"]: r["status"] for r in rows}
+
+    # -- user cache --------------------------------------------------------------------
+    def cached_user(self, user_id: str, max_age: dt.timedelta) -> tuple[str, bool, str] | None:
+        """Return (name, is_human, tz) when cached more recently than max_age."""
+        rows = self._read("SELECT name, is_human, tz, fetched_at FROM users WHERE user_id = ?", (user_id,))
+        if not rows:
+            return None
+        fetched = dt.datetime.fromisoformat(rows[0]["fetched_at"])
+        if dt.datetime.now(dt.UTC) - fetched > max_age:
+            return None
+        return rows[0]["name"], bool(rows[0]["is_human"]), rows[0]["tz"]
+
+    def cache_user(self, user_id: str, name: str, is_human: bool, tz: str) -> None:
+        """Remember a member's Slack name and kind."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO users (user_id, name, is_human, tz, fetched_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, is_human = excluded.is_human, "
+                "tz = excluded.tz, fetched_at = excluded.fetched_at",
+                (user_id, name, int(is_human), tz, utc_now_iso()),
+            )
+
+
+def _first_sighting(conn: sqlite3.Connection, event_id: str, now: str) -> bool:
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO seen_events (event_id, received_at) VALUES (?, ?)", (event_id, now)
+    )
+    return cursor.rowcount == 1
+
+
+def _stage_run(row: sqlite3.Row) -> StageRun:
+    return StageRun(
+        stage=row["stage"], status=row["status"], owner=row["owner"], attempts=row["attempts"],
+        started_at=row["started_at"], finished_at=row["finished_at"], last_error=row["last_error"],
+    )
