@@ -21,7 +21,7 @@ from .errors import ConfigError, StandupError, UsageError
 from .logs import setup_logging
 from .settings import Settings, load_settings
 
-COMMANDS = ("run", "prompt", "remind", "digest", "check", "demo")
+COMMANDS = ("run", "prompt", "remind", "digest", "schedule", "check", "demo")
 log = logging.getLogger("standup_bot")
 
 
@@ -135,10 +135,19 @@ def _dispatch(
         from .check import run_checks
 
         return run_checks(settings, say=say)
-    store = Store.open(settings.data_dir)
-    try:
+
+    def make_context() -> stages.Context:
+        store = Store.open(settings.data_dir)
         client = make_client(settings.slack_bot_token, settings.slack_api_url, timeout=settings.slack_timeout)
-        ctx = stages.Context(settings, store, SlackApi(client, sleep=sleep), now=clock, sleep=sleep, say=say)
+        return stages.Context(settings, store, SlackApi(client, sleep=sleep), now=clock, sleep=sleep, say=say)
+
+    if command == "schedule":
+        from .scheduler import run_scheduler
+
+        run_scheduler(settings, make_context)
+        return 0
+    ctx = make_context()
+    try:
         day = date or ctx.today()
         {
             "run": stages.run,
@@ -147,5 +156,5 @@ def _dispatch(
             "digest": stages.digest,
         }[command](ctx, day, force=force)
     finally:
-        store.close()
+        ctx.store.close()
     return 0

@@ -36,6 +36,7 @@ class Digest:
     questions: tuple[str, ...]
     reports: tuple[Report, ...]  # in the order their first reply was posted
     missing: tuple[str, ...]  # expected members with no report
+    expected: tuple[str, ...] = ()  # MEMBERS, or the channel's humans; empty when unknown
     user_names: Mapping[str, str] = field(default_factory=dict)  # member ID -> Slack name
     channel_names: Mapping[str, str] = field(default_factory=dict)  # channel ID -> name
     thread_url: str | None = None  # permalink of the prompt

@@ -61,8 +61,13 @@ def digest_subject(digest: Digest) -> str:
 
 
 def _counts(digest: Digest) -> tuple[int, int]:
-    """Count who reported and who was asked to, people outside MEMBERS who reported included."""
+    """Count the expected members who reported, and how many were expected.
+
+    Without an expected list, everyone who reported or is missing counts.
+    """
     reporters = {report.user for report in digest.reports}
+    if digest.expected:
+        return len(reporters & set(digest.expected)), len(digest.expected)
     return len(reporters), len(reporters | set(digest.missing))
 
 

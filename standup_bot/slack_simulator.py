@@ -63,7 +63,9 @@ MAX_TEXT_CHARS = 40_000
 MAX_BLOCKS = 50
 MAX_IM_USERS = 8
 
-_TS_RE = re.compile(r"^\d{1,12}(\.\d{1,6})?$")
+_POLL_INTERVAL_S = 0.05  # how quickly stop() is noticed by serve_forever
+_TS_RE = re.compile(r"^\d{1,12}(\.\d{1,6})?$")  # ts-like values: oldest, latest, cursors
+_MESSAGE_TS_RE = re.compile(r"^\d{1,12}\.\d{6}$")  # a message ts as Slack writes it
 _TOKEN_RE = re.compile(r"<([^<>]*)>")
 _THREAD_FIELDS = ("reply_count", "reply_users", "reply_users_count", "latest_reply")
 _EVENT_HIDDEN_FIELDS = ("metadata", "reactions", *_THREAD_FIELDS)
@@ -271,7 +273,10 @@ class SlackSimulator:
             server = _ApiServer(("127.0.0.1", 0), _ApiRequestHandler)
             server.simulator = self
             thread = threading.Thread(
-                target=server.serve_forever, name="slack-simulator", daemon=True
+                target=server.serve_forever,
+                kwargs={"poll_interval": _POLL_INTERVAL_S},
+                name="slack-simulator",
+                daemon=True,
             )
             self._server, self._thread = server, thread
         thread.start()
@@ -1043,7 +1048,7 @@ class SlackSimulator:
 
     def _find_parent(self, ch: _Channel, thread_ts: str) -> JsonDict:
         """Return the parent of the thread ``thread_ts`` names (a reply names its parent)."""
-        if not _TS_RE.match(thread_ts):
+        if not _MESSAGE_TS_RE.match(thread_ts):
             raise _ApiError("invalid_thread_ts")
         msg = ch.messages.get(thread_ts)
         if msg is None:

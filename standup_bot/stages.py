@@ -324,6 +324,7 @@ def build_digest(ctx: Context, date: dt.date, prompt_ts: str) -> Digest:
     return Digest(
         date=date, channel_id=ctx.channel, channel_name=channel_names[ctx.channel],
         questions=ctx.settings.questions, reports=tuple(reports), missing=tuple(missing),
+        expected=tuple(expected),
         user_names=names, channel_names=channel_names, thread_url=thread_url,
         from_store_only=from_store_only,
     )

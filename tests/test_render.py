@@ -331,3 +331,9 @@ def test_rendered_digest_is_frozen() -> None:
     assert isinstance(rendered, RenderedDigest)
     with pytest.raises(dataclasses.FrozenInstanceError):
         rendered.subject = "changed"  # type: ignore[misc]
+
+
+def test_subject_counts_only_expected_members_when_they_are_known() -> None:
+    # carol reported but is not in MEMBERS: she is shown, not counted.
+    digest = make_digest(expected=("U1", "U2"))
+    assert digest_subject(digest).endswith("(1 of 2 reported)")

@@ -1,0 +1,116 @@
+"""`standup.py schedule`: fire the three stages at their local times on WORKDAYS, no cron needed.
+
+The jobs call the same stage functions as cron does, so the once-per-date claim holds
+whichever launched them. On start (after a restart or with the VM off at a stage's time)
+it catches up on today by `catch_up_stages`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import threading
+from collections.abc import Callable, Collection
+from types import FrameType
+from typing import Any
+
+from . import stages
+from .errors import StandupError
+from .settings import WEEKDAYS, Settings
+
+log = logging.getLogger(__name__)
+
+
+def catch_up_stages(settings: Settings, local_now: dt.datetime, done: Collection[str]) -> list[str]:
+    """Return the stages still worth doing today, in order, at `local_now` (team's zone).
+
+    - Before PROMPT_TIME: nothing (the jobs will fire).
+    - A missed prompt is posted late (it says so) while there is still time to answer,
+      that is before DIGEST_TIME; the reminder follows if its time has passed.
+    - At or after DIGEST_TIME: the digest if a prompt was posted; a day whose prompt never
+      went out is skipped (a digest of an unasked question helps nobody).
+    """
+    if WEEKDAYS[local_now.weekday()] not in settings.workdays:
+        return []
+    now = local_now.time()
+    if now < settings.prompt_time:
+        return []
+    if now >= settings.digest_time:
+        return ["digest"] if "prompt" in done and "digest" not in done else []
+    due = ["prompt"]
+    if now >= settings.remind_time:
+        due.append("remind")
+    return [stage for stage in due if stage not in done]
+
+
+def stage_triggers(settings: Settings) -> list[tuple[str, Any]]:
+    """Return each stage with its APScheduler cron trigger in the team's zone."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    days = ",".join(settings.workdays)
+    return [
+        (stage, CronTrigger(day_of_week=days, hour=at.hour, minute=at.minute, timezone=settings.zone))
+        for stage, at in (
+            ("prompt", settings.prompt_time),
+            ("remind", settings.remind_time),
+            ("digest", settings.digest_time),
+        )
+    ]
+
+
+def run_scheduler(
+    settings: Settings,
+    make_context: Callable[[], stages.Context],
+    *,
+    scheduler: Any = None,
+) -> None:
+    """Run the scheduler until SIGTERM/SIGINT; each firing builds a fresh stage context."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    zone = settings.zone
+    scheduler = scheduler or BlockingScheduler(timezone=zone)
+    for stage, trigger in stage_triggers(settings):
+        scheduler.add_job(
+            _fire, trigger, args=(make_context, stage), id=stage, name=f"standup {stage}",
+            # A slot missed by less than this (a busy machine, a short suspend) still runs.
+            misfire_grace_time=15 * 60, coalesce=True, max_instances=1,
+        )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("scheduler stopping on signal %s", signum)
+        scheduler.shutdown(wait=False)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    ctx = make_context()
+    today = ctx.today()
+    try:
+        done = {
+            stage for stage in stages.STAGES
+            if (run := ctx.store.stage_run(ctx.channel, today, stage)) is not None and run.status == "done"
+        }
+    finally:
+        ctx.store.close()
+    for stage in catch_up_stages(settings, ctx.now().astimezone(zone), done):
+        ctx.say(f"catching up: {stage} for {today} was due and not done")
+        _fire(make_context, stage)
+    for job in scheduler.get_jobs():
+        ctx.say(f"scheduled {job.name}: {job.trigger}")
+    scheduler.start()
+
+
+def _fire(make_context: Callable[[], stages.Context], stage: str) -> None:
+    ctx = make_context()
+    date = ctx.today()
+    action = {"prompt": stages.prompt, "remind": stages.remind, "digest": stages.digest}[stage]
+    try:
+        action(ctx, date)
+    except StandupError as exc:
+        # The scheduler must keep running; the stage stays failed in the store and the
+        # next firing (or a manual run) retries it.
+        log.error("%s for %s failed: %s", stage, date, exc)
+        ctx.say(f"error: {stage} for {date} failed: {exc}")
+    finally:
+        ctx.store.close()
