@@ -9,6 +9,10 @@ Simulated people act through ``user_posts``/``user_edits``/``user_deletes``; whe
 is on, each action (and each bot post) is POSTed, signed like Slack signs it, to the listener URL
 given to ``deliver_events_to``, synchronously from the acting call.
 
+Methods served: auth.test, chat.postMessage/postEphemeral/update/delete/getPermalink,
+conversations.replies/history/members/info/open, users.info/list, reactions.add/remove,
+views.open and apps.connections.open; any other method answers HTTP 404 ``unknown_method``.
+
 Deliberate differences from Slack, to catch bugs early:
 
 * ``chat.postMessage`` with a ``thread_ts`` that names no message answers ``thread_not_found``
@@ -1438,7 +1442,10 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
         """Parse the request, let the simulator answer it and write the response."""
         parts = urlsplit(self.path)
         method = parts.path.removeprefix("/api/") if parts.path.startswith("/api/") else ""
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
         raw = self.rfile.read(length) if length > 0 else b""
         params, parse_error = _parse_params(parts.query, raw)
         token = str(params.pop("token", "") or "")

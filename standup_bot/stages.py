@@ -26,7 +26,7 @@ from .reports import (
     replies_from_thread,
     who_to_remind,
 )
-from .settings import Settings
+from .settings import WEEKDAYS, Settings
 from .slack import SlackApi, display_name, is_human
 from .store import Claim, StageRun, Store
 
@@ -280,25 +280,36 @@ def digest(ctx: Context, date: dt.date, *, force: bool = False) -> None:
     claimed, _ = _claim(ctx, date, "digest", force)
     if not claimed:
         return
+    settings = ctx.settings
+    if force:
+        ctx.store.forget_deliveries(ctx.channel, date, "digest")
+    already = ctx.store.delivered(ctx.channel, date, "digest")
+    recipients = [r for r in settings.digest_recipients if r not in already]
     try:
         content = build_digest(ctx, date, prompt_ts)
         rendered = render.render_digest(content)
-        settings = ctx.settings
         message = mail.build_message(
             subject=rendered.subject, text=rendered.text, html=rendered.html,
             mail_from=settings.mail_from, recipients=settings.digest_recipients, now=ctx.now(),
         )
-        mail.send_message(
-            message, smtp=smtp_settings(settings), mail_from=settings.mail_from,
-            recipients=settings.digest_recipients, sleep=ctx.sleep,
-        )
-    except (SlackError, MailError, StageError) as exc:
+        if recipients:
+            mail.send_message(
+                message, smtp=smtp_settings(settings), mail_from=settings.mail_from,
+                recipients=recipients, sleep=ctx.sleep,
+            )
+    except MailError as exc:
+        # A partial refusal: those accepted must not get it again on the next run.
+        ctx.store.record_delivery(ctx.channel, date, "digest", exc.delivered_to)
         _fail(ctx, date, "digest", exc)
         raise
+    except (SlackError, StageError) as exc:
+        _fail(ctx, date, "digest", exc)
+        raise
+    ctx.store.record_delivery(ctx.channel, date, "digest", recipients)
     ctx.store.finish_stage(ctx.channel, date, "digest", ctx.owner)
-    log.info("digest for %s sent to %s", date, ", ".join(settings.digest_recipients))
+    log.info("digest for %s sent to %s", date, ", ".join(recipients))
     ctx.say(
-        f"digest for {date} sent to {len(settings.digest_recipients)} recipient(s): "
+        f"digest for {date} sent to {len(recipients)} recipient(s): "
         f"{len(content.reports)} report(s), {len(content.missing)} not reported"
     )
 
@@ -363,6 +374,9 @@ def run(ctx: Context, date: dt.date, *, force: bool = False) -> None:
     times already past return at once.
     """
     settings = ctx.settings
+    if WEEKDAYS[date.weekday()] not in settings.workdays and not force:
+        ctx.say(f"{date} is a {date:%A}, not one of WORKDAYS; no standup today (--force runs it anyway)")
+        return
     prompt(ctx, date, force=force)
     remind_at = ctx.local(date, settings.remind_time)
     if ctx.now() < remind_at:

@@ -78,6 +78,15 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             PRIMARY KEY (channel, date, user)
         );
 
+        CREATE TABLE deliveries (
+            channel      TEXT NOT NULL,
+            date         TEXT NOT NULL,
+            kind         TEXT NOT NULL,          -- 'digest'
+            recipient    TEXT NOT NULL,
+            delivered_at TEXT NOT NULL,
+            PRIMARY KEY (channel, date, kind, recipient)
+        );
+
         CREATE TABLE seen_events (
             event_id    TEXT PRIMARY KEY,
             received_at TEXT NOT NULL
@@ -157,14 +166,28 @@ class Store:
                 )
                 conn.row_factory = sqlite3.Row
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                # Refuse a newer file before anything writes to it: switching it to WAL
+                # rewrites its header, and the refusal promises to leave it untouched.
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    conn.close()
+                    raise self._newer(version)
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.DatabaseError as exc:
+                if conn is not None:
+                    conn.close()
                 raise self._refusal(exc) from None
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
         return conn
+
+    def _newer(self, version: int) -> StoreError:
+        return StoreError(
+            f"database {self.path} is from a newer standup bot (schema {version}, "
+            f"this one knows {SCHEMA_VERSION}); upgrade the bot, the file was left untouched"
+        )
 
     def _refusal(self, exc: sqlite3.Error) -> StoreError:
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
@@ -218,10 +241,7 @@ class Store:
             with self.transaction() as conn:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"database {self.path} is from a newer standup bot (schema {version}, "
-                        f"this one knows {SCHEMA_VERSION}); upgrade the bot, the file was left untouched"
-                    )
+                    raise self._newer(version)
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
                 )
@@ -446,6 +466,33 @@ class Store:
             "SELECT user, status FROM reminders WHERE channel = ? AND date = ?", (channel, date.isoformat())
         )
         return {r["user"]: r["status"] for r in rows}
+
+    # -- email deliveries --------------------------------------------------------------
+    def delivered(self, channel: str, date: dt.date, kind: str) -> set[str]:
+        """Return the addresses a date's email of this kind was already accepted for."""
+        rows = self._read(
+            "SELECT recipient FROM deliveries WHERE channel = ? AND date = ? AND kind = ?",
+            (channel, date.isoformat(), kind),
+        )
+        return {r["recipient"] for r in rows}
+
+    def record_delivery(self, channel: str, date: dt.date, kind: str, recipients: Sequence[str]) -> None:
+        """Remember that the mail server accepted a date's email for these addresses."""
+        now = utc_now_iso()
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO deliveries (channel, date, kind, recipient, delivered_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(channel, date.isoformat(), kind, r, now) for r in recipients],
+            )
+
+    def forget_deliveries(self, channel: str, date: dt.date, kind: str) -> None:
+        """Forget a date's deliveries (a forced resend goes to everyone again)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "DELETE FROM deliveries WHERE channel = ? AND date = ? AND kind = ?",
+                (channel, date.isoformat(), kind),
+            )
 
     # -- user cache --------------------------------------------------------------------
     def cached_user(self, user_id: str, max_age: dt.timedelta) -> tuple[str, bool, str] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -401,6 +402,8 @@ def test_users_info_shapes_and_default_members(client: WebClient) -> None:
     assert slackbot["name"] == "slackbot" and slackbot["is_bot"] is False
     assert client.users_info(user="UBOT")["user"]["is_bot"] is True
     assert _error(lambda: client.users_info(user="UNOPE")).response["error"] == "user_not_found"
+    listed = [u["id"] for page in client.users_list(limit=2) for u in page["members"]]
+    assert listed == ["USLACKBOT", "UBOT", ALICE, BOB, CAROL]
 
 
 def test_dms_open_once_per_user(sim: SlackSimulator, client: WebClient) -> None:
@@ -418,6 +421,9 @@ def test_dms_open_once_per_user(sim: SlackSimulator, client: WebClient) -> None:
     )
     info = client.conversations_info(channel=first)["channel"]
     assert info["is_im"] is True and info["user"] == ALICE
+    by_user = client.chat_postMessage(channel=BOB, text="nudge")
+    assert by_user["channel"] == sim.open_im(BOB) != first
+    assert [m["text"] for m in sim.dms_to(BOB)] == ["nudge"]
 
 
 def test_conversations_info_permalinks_and_reactions(
@@ -445,6 +451,10 @@ def test_conversations_info_permalinks_and_reactions(
     gone = _error(lambda: client.reactions_add(channel=CHANNEL, timestamp="1.000001", name="x"))
     assert gone.response["error"] == "message_not_found"
     assert sim.reactions_on(CHANNEL, reply) == ["white_check_mark"]
+    client.reactions_remove(channel=CHANNEL, timestamp=reply, name="white_check_mark")
+    assert sim.reactions_on(CHANNEL, reply) == []
+    never = _error(lambda: client.reactions_remove(channel=CHANNEL, timestamp=reply, name="x"))
+    assert never.response["error"] == "no_reaction"
 
 
 def test_ephemerals_and_views_are_recorded(sim: SlackSimulator, client: WebClient) -> None:
@@ -459,6 +469,30 @@ def test_ephemerals_and_views_are_recorded(sim: SlackSimulator, client: WebClien
     assert opened["view"]["id"].startswith("V")
     assert sim.views == [opened["view"]]
     assert sim.calls("views.open")[0]["trigger_id"] == "123.456.abc"
+
+
+def test_malformed_bodies_and_helper_misuse_are_reported(sim: SlackSimulator) -> None:
+    request = urllib.request.Request(
+        sim.base_url + "auth.test",
+        data=b"{not json",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request) as answer:
+        assert json.load(answer) == {"ok": False, "error": "invalid_json"}
+    with pytest.raises(ValueError):
+        sim.user_posts(ALICE, "C0NOPE", "x")
+    with pytest.raises(ValueError):
+        sim.user_posts("UNOPE", CHANNEL, "x")
+    with pytest.raises(ValueError):
+        sim.user_posts(ALICE, CHANNEL, "x", thread_ts="1.000001")
+    with pytest.raises(ValueError):
+        sim.add_channel("X0BAD", "bad", [])
+    with pytest.raises(ValueError):
+        sim.add_user("UTZ", "tz", tz="Mars/Olympus")
+    with pytest.raises(ValueError):
+        sim.fail("auth.test")  # nothing to inject
+    with pytest.raises(ValueError):
+        sim.limit_rate("auth.test", per_second=0)
 
 
 # ---------------------------------------------------------------------- failures and limits

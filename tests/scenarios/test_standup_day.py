@@ -333,3 +333,29 @@ def test_run_started_again_after_a_crash_skips_what_was_done(ctx: Context, sim, 
     assert len(sim.dms_to(BOB)) == 1
     assert len(smtp.wait_for(1)) == 1
     assert sum(clock.slept) == pytest.approx(15 * 60)  # only the wait for the digest
+
+
+def test_a_recipient_refused_once_gets_the_digest_on_the_next_run_and_nobody_gets_it_twice(
+    make_ctx, make_settings, store
+):
+    from standup_bot.mail_sink import MailSink
+
+    with MailSink(refuse_recipients=["cto@example.com"]) as picky, MailSink() as healthy:
+        ctx = make_ctx(make_settings(SMTP_HOST=picky.host, SMTP_PORT=picky.port))
+        stages.prompt(ctx, DAY)
+        with pytest.raises(MailError, match="cto@example.com"):
+            stages.digest(ctx, DAY)
+        assert [m.rcpt_tos for m in picky.wait_for(1)] == [("lead@example.com",)]
+        assert store.stage_run(CHANNEL, DAY, "digest").status == "failed"
+
+        stages.digest(make_ctx(make_settings(SMTP_HOST=healthy.host, SMTP_PORT=healthy.port)), DAY)
+        assert [m.rcpt_tos for m in healthy.wait_for(1)] == [("cto@example.com",)]
+        assert store.stage_run(CHANNEL, DAY, "digest").status == "done"
+
+
+def test_run_on_a_day_outside_workdays_does_nothing_and_says_why(ctx: Context, sim, smtp):
+    saturday = dt.date(2026, 11, 28)
+    stages.run(ctx, saturday)
+
+    assert sim.messages(CHANNEL) == []
+    assert ctx.say.lines == ["2026-11-28 is a Saturday, not one of WORKDAYS; no standup today (--force runs it anyway)"]
