@@ -104,7 +104,11 @@ def main(
         if verbose:
             import traceback
 
-            traceback.print_exc(file=stderr)
+            # Scrubbed like the error line: the exception's text may hold a secret.
+            trace = traceback.format_exc()
+            for secret in settings.secrets() if settings else ():
+                trace = trace.replace(secret, "[redacted]")
+            print(trace, end="", file=stderr)
         return 1
 
 

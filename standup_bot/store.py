@@ -287,7 +287,7 @@ class Store:
     ) -> bool:
         """Insert or update a reply from a live event; return True when it is new.
 
-        `version` is the ts of the edit (or of the message itself): an older version never
+        `version` is the ts of the edit (or of the message itself): an older (or the same) version never
         overwrites a newer one, so a redelivered original cannot undo an edit, and a deleted
         reply stays deleted.
         """
@@ -299,7 +299,7 @@ class Store:
             row = conn.execute(
                 "SELECT deleted, version FROM replies WHERE channel = ? AND ts = ?", (channel, reply.ts)
             ).fetchone()
-            if row is not None and (row["deleted"] or ts_key(row["version"]) > ts_key(version)):
+            if row is not None and (row["deleted"] or ts_key(row["version"]) >= ts_key(version)):
                 return False
             conn.execute(
                 "INSERT INTO replies (channel, date, ts, user, text, edited, version, files, source, "

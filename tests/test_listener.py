@@ -167,3 +167,19 @@ def test_an_oversized_body_is_refused(sim, listener: LiveListener):
 def test_message_events_are_interpreted_by_shape(event, expected):
     change = interpret_message_event(event)
     assert (change.kind if change else None) == expected
+
+
+def test_a_late_original_event_does_not_undo_an_edit_read_from_the_thread(
+    sim, store, ctx, prompt_ts, listener: LiveListener
+):
+    sim.deliver_events_to(None, SIGNING_SECRET)  # the listener misses the reply and its edit
+    ts = sim.user_posts(ALICE, CHANNEL, "draft", thread_ts=prompt_ts)
+    original = sim.last_event()
+    sim.user_edits(CHANNEL, ts, "final")
+    stages.remind(ctx, DAY)  # reads the thread back: the store now has "final"
+    assert _texts(store) == {ts: "final"}
+
+    sim.deliver_events_to(listener.url, SIGNING_SECRET)  # back up
+    assert sim.redeliver(original) == 200  # Slack's late retry of the original event
+    time.sleep(0.2)  # give the (wrongly) re-run handler a chance to act before we look
+    assert _texts(store) == {ts: "final"}
