@@ -12,7 +12,7 @@ import importlib.util
 import os
 import re
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,6 +257,7 @@ def _path(value: Any) -> Path:
     return Path(value).expanduser()
 
 
+SECRET_SETTINGS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SMTP_PASSWORD")
 _REQUIRED = ...
 SETTINGS: Mapping[str, tuple[Any, _Parser]] = {
     "SLACK_BOT_TOKEN": (_REQUIRED, _bot_token),
@@ -299,6 +300,7 @@ def load_settings(config_path: Path | None = None, environ: Mapping[str, str] | 
         hint = " (copy config_EDIT_ME.py to config.py and edit it)" if path.name == "config.py" else ""
         raise ConfigError([f"config file {path} not found{hint}"])
     _load_dotenv(path.parent / ".env")
+    _load_secret_files(os.environ)
     namespace = _import_config(path)
     return settings_from_mapping(namespace, base_dir=path.resolve().parent, config_path=path)
 
@@ -309,6 +311,28 @@ def _load_dotenv(path: Path) -> None:
 
         # Real environment variables win over .env, as systemd and cron users expect.
         load_dotenv(path, override=False)
+
+
+def _read_secret_file(name: str, path: object) -> str:
+    try:
+        # One trailing newline is an artefact of `echo … > file`, not part of the secret.
+        return Path(str(path)).expanduser().read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+    except OSError as exc:
+        raise ConfigError([f"{name}_FILE: cannot read {path}: {exc.strerror}"]) from None
+
+
+def _load_secret_files(environ: MutableMapping[str, str]) -> None:
+    """Set each secret NAME from the file named by NAME_FILE (systemd/Docker credentials)."""
+    problems: list[str] = []
+    for name in SECRET_SETTINGS:
+        path = environ.get(f"{name}_FILE", "").strip()
+        if path and not environ.get(name):
+            try:
+                environ[name] = _read_secret_file(name, path)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
 
 
 def _import_config(path: Path) -> dict[str, Any]:
@@ -332,6 +356,13 @@ def settings_from_mapping(
     """Validate UPPER_CASE settings from a mapping; raise ConfigError listing every problem."""
     problems: list[str] = []
     clean: dict[str, Any] = {}
+    values = dict(values)
+    for name in SECRET_SETTINGS:
+        if values.get(f"{name}_FILE") and not values.get(name):
+            try:
+                values[name] = _read_secret_file(name, values[f"{name}_FILE"])
+            except ConfigError as exc:
+                problems.extend(exc.problems)
     for name, (default, parse) in SETTINGS.items():
         if name not in values or (default is _REQUIRED and values[name] in (None, "")):
             if default is _REQUIRED:
@@ -346,7 +377,7 @@ def settings_from_mapping(
         except ValueError as exc:
             problems.append(f"{name}: {exc}")
     for name in sorted(set(values) - set(SETTINGS)):
-        if name.startswith("_"):
+        if name.startswith("_") or name.removesuffix("_FILE") in SECRET_SETTINGS:
             continue
         close = difflib.get_close_matches(name, SETTINGS, n=1)
         if close:

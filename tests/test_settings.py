@@ -126,3 +126,33 @@ def test_the_template_is_complete_and_only_needs_secrets(tmp_path: Path, monkeyp
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
     settings = load_settings(template, {})
     assert settings.standup_channel.startswith("C")
+
+
+def test_secrets_can_come_from_files_named_by_NAME_FILE(tmp_path: Path, monkeypatch):
+    secret = tmp_path / "bot-token"
+    secret.write_text("xoxb-from-a-file\n")
+    config = tmp_path / "config.py"
+    config.write_text(
+        "import os\n"
+        "SLACK_BOT_TOKEN = os.environ.get('SLACK_BOT_TOKEN', '')\n"
+        f"SMTP_PASSWORD_FILE = {str(tmp_path / 'smtp-password')!r}\n"
+        "STANDUP_CHANNEL = 'C0STANDUP'\nSMTP_HOST = 'localhost'\n"
+        "MAIL_FROM = 'bot@example.com'\nDIGEST_RECIPIENTS = ['lead@example.com']\n"
+    )
+    (tmp_path / "smtp-password").write_text("hunter2")
+    monkeypatch.setenv("SLACK_BOT_TOKEN_FILE", str(secret))
+
+    settings = load_settings(config, {})
+
+    assert settings.slack_bot_token == "xoxb-from-a-file"
+    assert settings.smtp_password == "hunter2"
+
+
+def test_an_unreadable_secret_file_is_a_config_error_naming_it(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("SLACK_BOT_TOKEN_FILE", str(tmp_path / "missing"))
+    config = tmp_path / "config.py"
+    config.write_text("STANDUP_CHANNEL = 'C0STANDUP'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, {})
+    assert caught.value.problems == [
+        f"SLACK_BOT_TOKEN_FILE: cannot read {tmp_path / 'missing'}: No such file or directory"]

@@ -266,6 +266,9 @@ def _claim_in_another_process(data_dir: str, owner: str, barrier, results) -> No
             barrier.wait(timeout=30)
             claim, _ = opened.claim_stage(CHANNEL, DAY + dt.timedelta(days=day), "prompt", owner)
             results.put((day, claim.value))
+    except Exception as exc:  # tell the test at once instead of letting it time out
+        barrier.abort()
+        results.put((-1, f"{type(exc).__name__}: {exc}"))
     finally:
         opened.close()
 
@@ -283,6 +286,7 @@ def test_processes_racing_to_claim_a_stage_get_exactly_one_claim(store, data_dir
     outcomes: dict[int, list[str]] = {}
     for _ in range(PROCESS_ROUNDS * len(processes)):
         day, claim = results.get(timeout=30)
+        assert day >= 0, claim
         outcomes.setdefault(day, []).append(claim)
     for process in processes:
         process.join(timeout=30)
