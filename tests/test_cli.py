@@ -142,17 +142,21 @@ def config(tmp_path: Path, config_values: dict[str, Any], secrets_env: dict[str,
 
 
 @pytest.fixture
-def standup(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+def standup(clock: FakeClock) -> Callable[..., Result]:
     """Return a function that runs `standup.py ARGS` in-process on the test clock."""
 
     def run(*args: str, environ: dict[str, str] | None = None) -> Result:
-        # Each run starts like a new process: without what an earlier run's .env loaded.
-        for name in [n for n in os.environ if n.startswith(("SLACK_", "SMTP_", "STANDUP_"))]:
-            monkeypatch.delenv(name)
         out, err = io.StringIO(), io.StringIO()
-        code = cli.main(
-            list(args), environ=environ or {}, now=clock.now, sleep=clock.sleep, stdout=out, stderr=err
-        )
+        before = set(os.environ)
+        try:
+            code = cli.main(
+                list(args), environ=environ or {}, now=clock.now, sleep=clock.sleep, stdout=out, stderr=err
+            )
+        finally:
+            # python-dotenv loads .env into os.environ; the next run must start like a new
+            # process, without it.
+            for name in set(os.environ) - before:
+                del os.environ[name]
         return Result(code, out.getvalue(), err.getvalue())
 
     return run

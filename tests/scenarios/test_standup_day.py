@@ -11,7 +11,7 @@ from standup_bot import stages
 from standup_bot.errors import MailError, SlackError, StageError
 from standup_bot.stages import Context
 from standup_bot.store import Store
-from tests.conftest import ALICE, BOB, CAROL, CHANNEL, DAY, DAVE, FakeClock
+from tests.conftest import ALICE, BOB, CAROL, CHANNEL, DAVE, DAY, FakeClock
 
 
 def _prompt_ts(store: Store) -> str:
@@ -141,7 +141,7 @@ def test_reminder_that_failed_for_one_member_is_retried_for_that_member_only(ctx
 def test_remind_or_digest_without_a_prompt_fails_saying_so(ctx: Context):
     with pytest.raises(StageError, match="no prompt was posted for 2026-11-26"):
         stages.remind(ctx, DAY)
-    with pytest.raises(StageError, match="run `standup.py prompt` first"):
+    with pytest.raises(StageError, match=r"run `standup\.py prompt` first"):
         stages.digest(ctx, DAY)
 
 
@@ -343,7 +343,7 @@ def test_a_recipient_refused_once_gets_the_digest_on_the_next_run_and_nobody_get
     with MailSink(refuse_recipients=["cto@example.com"]) as picky, MailSink() as healthy:
         ctx = make_ctx(make_settings(SMTP_HOST=picky.host, SMTP_PORT=picky.port))
         stages.prompt(ctx, DAY)
-        with pytest.raises(MailError, match="cto@example.com"):
+        with pytest.raises(MailError, match=r"cto@example\.com"):
             stages.digest(ctx, DAY)
         assert [m.rcpt_tos for m in picky.wait_for(1)] == [("lead@example.com",)]
         assert store.stage_run(CHANNEL, DAY, "digest").status == "failed"
