@@ -21,7 +21,7 @@ from .errors import ConfigError, StandupError, UsageError
 from .logs import setup_logging
 from .settings import Settings, load_settings
 
-COMMANDS = ("run", "prompt", "remind", "digest", "schedule", "check", "demo")
+COMMANDS = ("run", "prompt", "remind", "digest", "schedule", "status", "check", "demo")
 log = logging.getLogger("standup_bot")
 
 
@@ -153,6 +153,12 @@ def _dispatch(
     ctx = make_context()
     try:
         day = date or ctx.today()
+        if command == "status":
+            from .status import status_lines
+
+            for line in status_lines(ctx, day):
+                say(line)
+            return 0
         {
             "run": stages.run,
             "prompt": stages.prompt,
