@@ -82,3 +82,9 @@ SMTP_TIMEOUT = 30
 # Where the SQLite database and the logs live (created with mode 700). Relative paths are
 # read from this file's directory.
 DATA_DIR = "data"
+
+# --- Monitoring -------------------------------------------------------------------------
+# Optional: a healthchecks.io-style check URL, pinged after each stage: the URL itself on
+# success, URL + "/fail" (with the reason) on failure. Set the check's schedule to your
+# standup days so you are alerted when a stage failed or never ran. Empty: no pings.
+HEALTHCHECK_URL = os.environ.get("HEALTHCHECK_URL", "")

@@ -143,7 +143,15 @@ def _dispatch(
     def make_context() -> stages.Context:
         store = Store.open(settings.data_dir)
         client = make_client(settings.slack_bot_token, settings.slack_api_url, timeout=settings.slack_timeout)
-        return stages.Context(settings, store, SlackApi(client, sleep=sleep), now=clock, sleep=sleep, say=say)
+        ctx = stages.Context(settings, store, SlackApi(client, sleep=sleep), now=clock, sleep=sleep, say=say)
+        if settings.healthcheck_url:
+            from .healthcheck import ping
+
+            def notify(stage: str, day: dt.date, error: str | None) -> None:
+                ping(settings.healthcheck_url, stage, day, error, sleep=sleep)
+
+            ctx.notify = notify
+        return ctx
 
     if command == "schedule":
         from .scheduler import run_scheduler

@@ -62,6 +62,7 @@ class Settings:
     smtp_password: str = field(default="", repr=False)
     smtp_security: str = "starttls"
     confirm_with_reaction: bool = True
+    healthcheck_url: str = field(default="", repr=False)
     slack_timeout: float = 15.0
     smtp_timeout: float = 30.0
     config_path: Path | None = None
@@ -132,6 +133,13 @@ def _url(value: Any) -> str:
     if not re.match(r"^https?://[^\s/]+", url):
         raise ValueError(f"must be an http(s) URL like https://slack.com/api/, not {url!r}")
     return url if url.endswith("/") else url + "/"
+
+
+def _optional_url(value: Any) -> str:
+    url = _text(value)
+    if url and not re.match(r"^https?://[^\s/]+", url):
+        raise ValueError(f"must be an http(s) URL like https://hc-ping.com/<uuid>, or empty, not {url!r}")
+    return url
 
 
 def _channel(value: Any) -> str:
@@ -281,6 +289,7 @@ SETTINGS: Mapping[str, tuple[Any, _Parser]] = {
     "DIGEST_RECIPIENTS": (_REQUIRED, _addresses),
     "DATA_DIR": (None, _path),
     "CONFIRM_WITH_REACTION": (True, _boolean),
+    "HEALTHCHECK_URL": ("", _optional_url),
     "SLACK_TIMEOUT": (15.0, _seconds),
     "SMTP_TIMEOUT": (30.0, _seconds),
 }
@@ -412,6 +421,7 @@ def settings_from_mapping(
         digest_recipients=clean["DIGEST_RECIPIENTS"],
         data_dir=data_dir,
         confirm_with_reaction=clean["CONFIRM_WITH_REACTION"],
+        healthcheck_url=clean["HEALTHCHECK_URL"],
         slack_timeout=clean["SLACK_TIMEOUT"],
         smtp_timeout=clean["SMTP_TIMEOUT"],
         config_path=config_path,

@@ -8,6 +8,7 @@ after a crash). Slack's thread is read back before reminding and before the dige
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import socket
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import mail, markup, render
-from .errors import MailError, SlackError, StageError
+from .errors import MailError, SlackError, StageError, StandupError
 from .messages import PROMPT_EVENT_TYPE, build_prompt, build_reminder, prompt_metadata
 from .model import Digest, Reply, ts_key
 from .reports import (
@@ -46,6 +47,8 @@ class Context:
     now: Callable[[], dt.datetime]  # aware datetime
     sleep: Callable[[float], None]
     say: Callable[[str], None] = print
+    # Told how each stage ended (error None on success), e.g. to ping HEALTHCHECK_URL.
+    notify: Callable[[str, dt.date, str | None], None] = lambda stage, date, error: None
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _bot: dict[str, Any] | None = None
 
@@ -87,6 +90,27 @@ def owner_alive(owner: str) -> bool:
     return True
 
 
+_Stage = Callable[..., None]
+
+
+def _reported(stage: str) -> Callable[[_Stage], _Stage]:
+    """Tell `ctx.notify` how the stage ended, whatever the outcome."""
+
+    def decorate(function: _Stage) -> _Stage:
+        @functools.wraps(function)
+        def run_stage(ctx: Context, date: dt.date, *, force: bool = False) -> None:
+            try:
+                function(ctx, date, force=force)
+            except StandupError as exc:
+                ctx.notify(stage, date, str(exc))
+                raise
+            ctx.notify(stage, date, None)
+
+        return run_stage
+
+    return decorate
+
+
 def _claim(ctx: Context, date: dt.date, stage: str, force: bool) -> tuple[bool, StageRun | None]:
     claim, previous = ctx.store.claim_stage(
         ctx.channel, date, stage, ctx.owner, force=force, owner_alive=owner_alive
@@ -107,6 +131,7 @@ def _fail(ctx: Context, date: dt.date, stage: str, exc: Exception) -> None:
 
 
 # -- prompt ------------------------------------------------------------------------------
+@_reported("prompt")
 def prompt(ctx: Context, date: dt.date, *, force: bool = False) -> None:
     """Post the day's prompt in the channel and store its ts."""
     claimed, previous = _claim(ctx, date, "prompt", force)
@@ -226,6 +251,7 @@ def user_name(ctx: Context, user_id: str) -> str:
 
 
 # -- remind ------------------------------------------------------------------------------
+@_reported("remind")
 def remind(ctx: Context, date: dt.date, *, force: bool = False) -> None:
     """DM each expected member without a report one reminder linking to the thread."""
     prompt_ts = _prompt_ts(ctx, date, "remind")
@@ -274,6 +300,7 @@ def _send_reminders(ctx: Context, date: dt.date, targets: Sequence[str], text: s
 
 
 # -- digest ------------------------------------------------------------------------------
+@_reported("digest")
 def digest(ctx: Context, date: dt.date, *, force: bool = False) -> None:
     """Email the day's reports (and who did not report) to DIGEST_RECIPIENTS."""
     prompt_ts = _prompt_ts(ctx, date, "digest")

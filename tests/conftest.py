@@ -7,6 +7,8 @@ dave is in the channel but is a deactivated account, and a bot is in the channel
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,6 +48,25 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             "http_proxy", "https_proxy", "all_proxy",
         ):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _restore_process_state() -> Iterator[None]:
+    """Undo what `main` sets for the whole process: root log handlers, log level, umask."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    umask = os.umask(0o022)
+    os.umask(umask)
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+    os.umask(umask)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import logging
 import os
 import re
 import socket
@@ -81,23 +80,6 @@ class Result:
         return self.err.splitlines()
 
 
-@pytest.fixture(autouse=True)
-def _restore_process_state() -> Iterator[None]:
-    """Undo what `main` sets for the whole process: root log handlers, log level, umask."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    umask = os.umask(0o022)
-    os.umask(umask)
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
-    os.umask(umask)
 
 
 @pytest.fixture

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from standup_bot import stages
+from standup_bot.errors import MailError
 from standup_bot.model import Reply
 from standup_bot.status import status_lines
 from tests.conftest import ALICE, CAROL, CHANNEL, DAY, FakeClock
@@ -32,10 +35,8 @@ def test_status_shows_reports_reminders_and_a_failed_digest(make_ctx, make_setti
         store.record_reply(CHANNEL, DAY, Reply(posted, user, "done"))
     stages.remind(ctx, DAY)
     broken = make_ctx(make_settings(SMTP_PORT=1))
-    try:
+    with pytest.raises(MailError):
         stages.digest(broken, DAY)
-    except Exception:
-        pass
 
     lines = status_lines(ctx, DAY)
     text = "\n".join(lines)
