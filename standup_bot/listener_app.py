@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+SIGNATURE_WINDOW = 5 * 60  # Slack's signatures are valid for five minutes
 MAX_BODY_BYTES = 1024 * 1024  # Slack events are a few KB; a 40k-character message stays far below
 CONFIRM_REACTION = "white_check_mark"
 
@@ -148,9 +152,40 @@ def build_app(
     return app
 
 
+class ReplayGuard:
+    """Refuse a signed request seen before: within the five minutes a signature is valid,
+    a captured request could otherwise be sent again. Slack's retries carry a new
+    X-Slack-Retry-Num, so they are keyed apart (and deduplicated by event_id instead)."""
+
+    def __init__(self, window: float = SIGNATURE_WINDOW, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self.clock = clock
+        self._seen: set[str] = set()
+        self._expiry: deque[tuple[float, str]] = deque()  # in insertion (= expiry) order
+        self._lock = threading.Lock()
+
+    def first_use(self, signature: str) -> bool:
+        """Record a signature; return False when it was already used within the window."""
+        now = self.clock()
+        with self._lock:
+            while self._expiry and self._expiry[0][0] < now:
+                self._seen.discard(self._expiry.popleft()[1])
+            if signature in self._seen:
+                return False
+            self._seen.add(signature)
+            self._expiry.append((now + self.window, signature))
+            return True
+
+    def forget(self, signature: str) -> None:
+        """Drop a signature (its request turned out invalid, so it proves nothing)."""
+        with self._lock:
+            self._seen.discard(signature)
+
+
 def wsgi_app(app: App, store: Store) -> Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]:
     """Return the WSGI application: Slack requests on /slack/events, a health check on /healthz."""
     slack_handler = SlackRequestHandler(app, path=EVENTS_PATH)
+    replays = ReplayGuard()
 
     def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -160,7 +195,24 @@ def wsgi_app(app: App, store: Store) -> Callable[[WSGIEnvironment, StartResponse
         if length.isdigit() and int(length) > MAX_BODY_BYTES:
             start_response("413 Payload Too Large", [("Content-Type", "text/plain")])
             return [b"request body too large\n"]
-        return slack_handler(environ, start_response)
+        # Slack's own retries may reuse the signed timestamp, but never the retry number.
+        signature = str(environ.get("HTTP_X_SLACK_SIGNATURE") or "")
+        signature += "#" + str(environ.get("HTTP_X_SLACK_RETRY_NUM") or "0")
+        if path != EVENTS_PATH or signature.startswith("#"):
+            return slack_handler(environ, start_response)
+        if not replays.first_use(signature):
+            start_response("401 Unauthorized", [("Content-Type", "application/json")])
+            return [b'{"error": "replayed request"}']
+        status: list[str] = []
+
+        def remember_status(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status.append(code)
+            return start_response(code, headers, exc_info) if exc_info else start_response(code, headers)
+
+        body = slack_handler(environ, remember_status)
+        if status and status[0].startswith("401"):
+            replays.forget(signature)
+        return body
 
     return application
 

@@ -78,15 +78,6 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             PRIMARY KEY (channel, date, user)
         );
 
-        CREATE TABLE deliveries (
-            channel      TEXT NOT NULL,
-            date         TEXT NOT NULL,
-            kind         TEXT NOT NULL,          -- 'digest'
-            recipient    TEXT NOT NULL,
-            delivered_at TEXT NOT NULL,
-            PRIMARY KEY (channel, date, kind, recipient)
-        );
-
         CREATE TABLE seen_events (
             event_id    TEXT PRIMARY KEY,
             received_at TEXT NOT NULL
@@ -98,6 +89,21 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             is_human   INTEGER NOT NULL,          -- not a bot, not deleted, not Slackbot
             tz         TEXT NOT NULL DEFAULT '',
             fetched_at TEXT NOT NULL
+        );
+        """,
+    ),
+    (
+        # A new table needs a new migration: databases already at 0001 never rerun it.
+        # IF NOT EXISTS: builds that briefly had this table inside 0001 upgrade cleanly.
+        "0002_deliveries",
+        """
+        CREATE TABLE IF NOT EXISTS deliveries (
+            channel      TEXT NOT NULL,
+            date         TEXT NOT NULL,
+            kind         TEXT NOT NULL,          -- 'digest'
+            recipient    TEXT NOT NULL,
+            delivered_at TEXT NOT NULL,
+            PRIMARY KEY (channel, date, kind, recipient)
         );
         """,
     ),

@@ -183,3 +183,32 @@ def test_a_late_original_event_does_not_undo_an_edit_read_from_the_thread(
     assert sim.redeliver(original) == 200  # Slack's late retry of the original event
     time.sleep(0.2)  # give the (wrongly) re-run handler a chance to act before we look
     assert _texts(store) == {ts: "final"}
+
+
+def test_a_replayed_request_gets_401_and_changes_nothing(sim, store, prompt_ts, listener: LiveListener):
+    event = {"type": "message", "user": ALICE, "text": "once", "ts": "1900000000.000100",
+             "thread_ts": prompt_ts, "channel": CHANNEL, "channel_type": "channel"}
+    body = _envelope(event, "Ev0REPLAY")
+    timestamp = int(time.time())
+
+    assert sim.send_signed(listener.url, body, SIGNING_SECRET, timestamp=timestamp)[0] == 200
+    wait_for(lambda: "1900000000.000100" in _texts(store))
+    status, answer = sim.send_signed(listener.url, body, SIGNING_SECRET, timestamp=timestamp)
+    assert (status, answer) == (401, b'{"error": "replayed request"}')
+    assert _texts(store) == {"1900000000.000100": "once"}
+
+
+def test_a_forged_request_does_not_block_the_genuine_one(sim, store, prompt_ts, listener: LiveListener):
+    from slack_sdk.signature import SignatureVerifier
+
+    event = {"type": "message", "user": ALICE, "text": "genuine", "ts": "1900000000.000200",
+             "thread_ts": prompt_ts, "channel": CHANNEL, "channel_type": "channel"}
+    body = _envelope(event, "Ev0GENUINE")
+    timestamp = int(time.time())
+    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=str(timestamp), body=body)
+    tampered = body.replace(b"genuine", b"forged!")
+    headers = {"X-Slack-Signature": signature}
+
+    assert sim.send_signed(listener.url, tampered, SIGNING_SECRET, timestamp=timestamp, headers=headers)[0] == 401
+    assert sim.send_signed(listener.url, body, SIGNING_SECRET, timestamp=timestamp)[0] == 200
+    wait_for(lambda: _texts(store).get("1900000000.000200") == "genuine")

@@ -105,6 +105,56 @@ def test_reopening_the_store_is_idempotent_and_keeps_the_data(store, data_dir):
     assert count == len(MIGRATIONS)
 
 
+def _open_with_migrations(data_dir: Path, migrations: tuple[tuple[str, str], ...], monkeypatch) -> None:
+    """Create the database as an earlier build with these migrations would have."""
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module, "MIGRATIONS", migrations)
+        patch.setattr(store_module, "SCHEMA_VERSION", len(migrations))
+        earlier = Store.open(data_dir)
+        earlier.save_prompt(CHANNEL, DAY, PROMPT_TS)
+        earlier.close()
+
+
+def _every_table_works(store: Store) -> None:
+    store.record_reply(CHANNEL, DAY, _reply("1764147700.000200"), event_id="Ev1")
+    store.claim_stage(CHANNEL, DAY, "digest", "host:1")
+    store.claim_reminder(CHANNEL, DAY, BOB)
+    store.record_delivery(CHANNEL, DAY, "digest", ["lead@example.com"])
+    store.cache_user(ALICE, "Alice", True, "UTC")
+    assert store.delivered(CHANNEL, DAY, "digest") == {"lead@example.com"}
+
+
+def test_a_database_from_the_first_release_is_upgraded_in_place(data_dir):
+    data_dir.mkdir(mode=0o700)
+    first_release = Path(__file__).parent / "data" / "standup_db_first_release.sql"
+    conn = sqlite3.connect(data_dir / "standup.db")
+    conn.executescript(first_release.read_text())
+    conn.close()
+
+    upgraded = Store.open(data_dir)
+
+    assert upgraded.prompt_ts(CHANNEL, DAY) == PROMPT_TS
+    _every_table_works(upgraded)
+    with upgraded.transaction() as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY name")]
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert names == [name for name, _ in MIGRATIONS]
+    upgraded.close()
+
+
+def test_every_migration_after_the_first_also_applies_to_a_database_that_already_has_its_tables(
+    data_dir, monkeypatch
+):
+    # Some builds created later tables inside 0001; their later migrations must not fail.
+    everything_in_one = (("0001_initial", "".join(sql for _, sql in MIGRATIONS)),)
+    _open_with_migrations(data_dir, everything_in_one, monkeypatch)
+
+    upgraded = Store.open(data_dir)
+
+    _every_table_works(upgraded)
+    upgraded.close()
+
+
 @pytest.mark.parametrize("journal_mode", ["delete", "wal"])
 def test_a_database_from_a_newer_version_is_refused_and_left_untouched(data_dir, journal_mode):
     data_dir.mkdir(mode=0o700)
@@ -302,12 +352,24 @@ def test_processes_racing_to_claim_a_stage_get_exactly_one_claim(store, data_dir
 
 def test_recording_a_reply_is_idempotent_per_event_id(store):
     first = store.record_reply(CHANNEL, DAY, _reply("1764147700.000200"), event_id="Ev1")
-    again = store.record_reply(
-        CHANNEL, DAY, _reply("1764147700.000200", text="redelivered but different"), event_id="Ev1"
-    )
+    again = store.record_reply(CHANNEL, DAY, _reply("1764147700.000200"), event_id="Ev1")
+    # Whatever a redelivery carries, an event ID is applied once.
+    odd = store.record_reply(CHANNEL, DAY, _reply("1764147799.000300", user=BOB), event_id="Ev1")
 
-    assert (first, again) == (True, False)
-    assert [s.reply.text for s in store.stored_replies(CHANNEL, DAY)] == ["did things"]
+    assert (first, again, odd) == (True, False, False)
+    assert [(s.reply.ts, s.reply.text) for s in store.stored_replies(CHANNEL, DAY)] == [
+        ("1764147700.000200", "did things")
+    ]
+
+
+def test_a_redelivered_delete_event_is_applied_once(store):
+    store.record_reply(CHANNEL, DAY, _reply("1764147700.000200"), event_id="Ev1")
+
+    assert store.delete_reply(CHANNEL, "1764147700.000200", event_id="Ev2") is True
+    assert store.delete_reply(CHANNEL, "1764147700.000200", event_id="Ev2") is False
+    assert store.mark_event_seen("Ev2") is False
+    assert store.mark_event_seen("Ev3") is True
+    assert _live(store)["1764147700.000200"].deleted is True
 
 
 def test_a_redelivered_original_never_overwrites_an_edit(store):
