@@ -50,9 +50,37 @@ class ServerErrorRetry(RetryHandler):
         return response is not None and 500 <= response.status_code < 600
 
 
+class ConnectionRetry(ConnectionErrorRetryHandler):
+    """Retry connection errors, except where a post may already have gone through.
+
+    A timeout or a dropped connection after `chat.postMessage` was sent leaves it unknown
+    whether Slack posted it; retrying could post twice. Those fail instead, and the
+    stage's rerun looks for what it posted before posting again.
+    """
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        ambiguous = isinstance(error, (TimeoutError, RemoteDisconnected)) or (
+            isinstance(error, URLError) and isinstance(error.reason, TimeoutError)
+        )
+        if ambiguous and request.url.rstrip("/").endswith("/chat.postMessage"):
+            return False
+        return super()._can_retry(state=state, request=request, response=response, error=error)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How many times to retry each kind of transient failure, and how long to back off."""
+    """How often to retry transient failures, and how long to back off.
+
+    slack_sdk counts a request's retries together: once any handler has used up its
+    count, the others get no more tries either.
+    """
 
     rate_limited: int = 5  # each waits Retry-After
     server_errors: int = 3
@@ -71,7 +99,7 @@ def make_client(
         base_url=base_url,
         timeout=max(1, round(timeout)),
         retry_handlers=[
-            ConnectionErrorRetryHandler(
+            ConnectionRetry(
                 max_retry_count=retry.connection_errors,
                 interval_calculator=backoff,
                 error_types=[URLError, ConnectionError, RemoteDisconnected, TimeoutError],

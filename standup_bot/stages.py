@@ -139,8 +139,9 @@ def prompt(ctx: Context, date: dt.date, *, force: bool = False) -> None:
         return
     try:
         ts = None
-        if previous is not None and previous.status == "running" and not force:
-            # The last attempt died mid-way; it may have posted before recording the ts.
+        if previous is not None and previous.status != "done" and not force:
+            # The last attempt died or failed mid-way (a timeout, say): it may have
+            # posted before it could record the ts.
             ts = _find_posted_prompt(ctx, date)
         if ts is None:
             ts = _post_prompt(ctx, date)

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -222,13 +222,13 @@ class Store:
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         else:
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise self._refusal(exc) from None
 
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
@@ -320,7 +320,12 @@ class Store:
             return row is None
 
     def delete_reply(self, channel: str, ts: str, *, event_id: str | None = None) -> bool:
-        """Mark a reply deleted (a tombstone); return True when one was known."""
+        """Mark a reply deleted (a tombstone); return True when one was known.
+
+        Events are handled on several threads, so a deletion may be applied before the
+        reply it deletes: then a bare tombstone (no date, no author) is left, and the
+        reply, when it comes, is not recorded.
+        """
         now = utc_now_iso()
         with self.transaction() as conn:
             if event_id and not _first_sighting(conn, event_id, now):
@@ -329,7 +334,14 @@ class Store:
                 "UPDATE replies SET deleted = 1, updated_at = ? WHERE channel = ? AND ts = ? AND deleted = 0",
                 (now, channel, ts),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount == 1:
+                return True
+            conn.execute(
+                "INSERT OR IGNORE INTO replies (channel, date, ts, user, text, version, deleted, source, "
+                "recorded_at, updated_at) VALUES (?, '', ?, '', '', ?, 1, 'listener', ?, ?)",
+                (channel, ts, ts, now, now),
+            )
+            return False
 
     def mark_event_seen(self, event_id: str) -> bool:
         """Record an event ID; return False when it had been seen before."""
@@ -390,7 +402,7 @@ class Store:
         """Claim a stage for a date; only the caller that gets CLAIMED may act.
 
         A failed run is claimable again; a running one only when its recorded owner is no
-        longer alive (a crash), which `owner_alive` decides.
+        longer alive (a crash), which `owner_alive` decides, or with `force`.
         """
         now = utc_now_iso()
         with self.transaction() as conn:
@@ -408,7 +420,7 @@ class Store:
                 return Claim.CLAIMED, None
             if previous.status == "done" and not force:
                 return Claim.ALREADY_DONE, previous
-            if previous.status == "running" and owner_alive(previous.owner):
+            if previous.status == "running" and owner_alive(previous.owner) and not force:
                 return Claim.IN_PROGRESS, previous
             conn.execute(
                 "UPDATE stage_runs SET status = 'running', owner = ?, attempts = attempts + 1, "
@@ -520,6 +532,13 @@ class Store:
                 "tz = excluded.tz, fetched_at = excluded.fetched_at",
                 (user_id, name, int(is_human), tz, utc_now_iso()),
             )
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite may have rolled back already (disk full, I/O error); the original error is
+    # the one worth reporting, not "no transaction is active".
+    with suppress(sqlite3.Error):
+        conn.execute("ROLLBACK")
 
 
 def _first_sighting(conn: sqlite3.Connection, event_id: str, now: str) -> bool:

@@ -11,7 +11,7 @@ from standup_bot import stages
 from standup_bot.errors import MailError, SlackError, StageError
 from standup_bot.stages import Context
 from standup_bot.store import Store
-from tests.conftest import ALICE, BOB, CAROL, CHANNEL, DAVE, DAY, FakeClock
+from tests.conftest import ALICE, BOB, CAROL, CHANNEL, DAVE, DAY, FakeClock, wait_for
 
 
 def _prompt_ts(store: Store) -> str:
@@ -359,3 +359,22 @@ def test_run_on_a_day_outside_workdays_does_nothing_and_says_why(ctx: Context, s
 
     assert sim.messages(CHANNEL) == []
     assert ctx.say.lines == ["2026-11-28 is a Saturday, not one of WORKDAYS; no standup today (--force runs it anyway)"]
+
+
+def test_a_prompt_whose_post_timed_out_is_not_posted_twice(settings, store, sim, clock: FakeClock):
+    from standup_bot.slack import SlackApi, make_client
+    from tests.conftest import FAST_RETRY, Said
+
+    client = make_client(settings.slack_bot_token, settings.slack_api_url, timeout=1, retry=FAST_RETRY)
+    ctx = Context(settings, store, SlackApi(client), now=clock.now, sleep=clock.sleep, say=Said())
+    sim.fail("chat.postMessage", delay=1.5)  # Slack posts it, but answers too late
+
+    with pytest.raises(SlackError, match="cannot reach Slack"):
+        stages.prompt(ctx, DAY)
+    assert len(sim.calls("chat.postMessage")) == 1  # an ambiguous post is not retried blindly
+
+    wait_for(lambda: sim.messages(CHANNEL), what="Slack to finish the slow post")
+    stages.prompt(ctx, DAY)
+    assert len(sim.calls("chat.postMessage")) == 1  # found by its metadata, not posted again
+    assert len(sim.messages(CHANNEL)) == 1
+    assert store.prompt_ts(CHANNEL, DAY) == sim.messages(CHANNEL)[0]["ts"]
