@@ -55,8 +55,16 @@ PROMPT_TIME = "10:00"
 REMIND_TIME = "11:30"
 DIGEST_TIME = "12:00"
 
-# Days on which the scheduler runs (manual stage commands work on any day).
+# Days with a standup (any set of weekdays, e.g. ["sun", "mon", "tue", "wed", "thu"]).
+# `run` and `schedule` do nothing on other days; single stage commands still work.
 WORKDAYS = ["mon", "tue", "wed", "thu", "fri"]
+
+# Public holidays without a standup: a country code, optionally with a subdivision, as
+# the `holidays` library knows them: "DE", "DE-BY", "US-CA", "GB-SCT". Empty: none.
+HOLIDAYS = ""
+
+# Company days off without a standup, as ISO dates.
+SKIP_DATES: list[str] = []  # e.g. ["2026-12-24", "2026-12-31"]
 
 # --- Mail -------------------------------------------------------------------------------
 SMTP_HOST = "smtp.example.com"

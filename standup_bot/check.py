@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import stat
 from collections.abc import Callable
 
@@ -12,7 +13,9 @@ from .slack import SlackApi, display_name, is_human, make_client
 from .store import Store
 
 
-def run_checks(settings: Settings, *, say: Callable[[str], None], slack: SlackApi | None = None) -> int:
+def run_checks(
+    settings: Settings, *, say: Callable[[str], None], today: dt.date, slack: SlackApi | None = None
+) -> int:
     """Run every check, print `ok`/`FAIL` lines, and return 0 only if all passed."""
     failures = 0
 
@@ -22,6 +25,7 @@ def run_checks(settings: Settings, *, say: Callable[[str], None], slack: SlackAp
         say(f"{'ok  ' if ok else 'FAIL'} {what}")
 
     report(True, f"config: {settings.config_path or '(built in)'} is valid")
+    say("next standups: " + " ".join(d.isoformat() for d in settings.calendar.next_dates(today)))
     _check_permissions(settings, say)
     try:
         store = Store.open(settings.data_dir)

@@ -138,7 +138,7 @@ def _dispatch(
     if command == "check":
         from .check import run_checks
 
-        return run_checks(settings, say=say)
+        return run_checks(settings, say=say, today=clock().astimezone(settings.zone).date())
 
     def make_context() -> stages.Context:
         store = Store.open(settings.data_dir)

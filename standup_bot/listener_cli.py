@@ -7,10 +7,11 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from .errors import ConfigError, StandupError, UsageError
 from .logs import setup_logging
@@ -77,24 +78,42 @@ def serve(settings: Settings, host: str, port: int, threads: int) -> None:
     from .store import Store
 
     store = Store.open(settings.data_dir)
-    client = make_client(settings.slack_bot_token, settings.slack_api_url, timeout=settings.slack_timeout)
-    identity = SlackApi(client).auth_test()
-    socket_mode = bool(settings.slack_app_token)
-    _stop_on_sigterm()
-    app = build_app(settings, store, client, socket_mode=socket_mode)
-    if socket_mode:
-        handler = serve_socket_mode(app, settings.slack_app_token)
-        log.info("listener for %s connected as %s (Socket Mode)", settings.standup_channel, identity.get("user_id"))
-        handler.start()
-        return
-    server = serve_http(app, store, host, port, threads=threads)
-    log.info("listener for %s as %s on http://%s:%s/slack/events (health: /healthz)",
-             settings.standup_channel, identity.get("user_id"), host, server.effective_port)
     try:
-        server.run()
+        client = make_client(settings.slack_bot_token, settings.slack_api_url, timeout=settings.slack_timeout)
+        identity = SlackApi(client).auth_test()
+        socket_mode = bool(settings.slack_app_token)
+        _stop_on_sigterm()
+        app = build_app(settings, store, client, socket_mode=socket_mode)
+        if socket_mode:
+            _serve_socket_mode(serve_socket_mode(app, settings.slack_app_token), settings, identity)
+            return
+        server = serve_http(app, store, host, port, threads=threads)
+        log.info("listener for %s as %s on http://%s:%s/slack/events (health: /healthz)",
+                 settings.standup_channel, identity.get("user_id"), host, server.effective_port)
+        try:
+            server.run()
+        finally:
+            server.close()
     finally:
-        server.close()
         store.close()
+
+
+def _serve_socket_mode(handler: Any, settings: Settings, identity: dict[str, Any]) -> None:
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        try:
+            handler.connect()
+        except SlackApiError as exc:
+            code = exc.response.get("error") if isinstance(exc.response.data, dict) else exc.response.status_code
+            raise ConfigError([
+                f"SLACK_APP_TOKEN: Slack refused it for Socket Mode ({code}); use the app-level token "
+                "(xapp-…) with the connections:write scope from Basic Information → App-Level Tokens"
+            ]) from None
+        log.info("listener for %s connected as %s (Socket Mode)", settings.standup_channel, identity.get("user_id"))
+        threading.Event().wait()  # the handler's threads serve; SIGTERM ends this wait
+    finally:
+        handler.close()
 
 
 def _stop_on_sigterm() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import stages
 from .errors import StandupError
-from .settings import WEEKDAYS, Settings
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def catch_up_stages(settings: Settings, local_now: dt.datetime, done: Collection
     - At or after DIGEST_TIME: the digest if a prompt was posted; a day whose prompt never
       went out is skipped (a digest of an unasked question helps nobody).
     """
-    if WEEKDAYS[local_now.weekday()] not in settings.workdays:
+    if not settings.calendar.is_standup_date(local_now.date()):
         return []
     now = local_now.time()
     if now < settings.prompt_time:
@@ -106,6 +106,10 @@ def _fire(make_context: Callable[[], stages.Context], stage: str) -> None:
     date = ctx.today()
     action = {"prompt": stages.prompt, "remind": stages.remind, "digest": stages.digest}[stage]
     try:
+        reason = ctx.settings.calendar.why_not(date)
+        if reason:
+            ctx.say(f"{reason}: no {stage}")
+            return
         action(ctx, date)
     except StandupError as exc:
         # The scheduler must keep running; the stage stays failed in the store and the

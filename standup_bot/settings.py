@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .calendar_days import WEEKDAYS, StandupCalendar, holiday_region_problem
 from .errors import ConfigError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_QUESTIONS = (
     "What did you do yesterday?",
     "What will you do today?",
@@ -57,6 +57,8 @@ class Settings:
     remind_time: dt.time = dt.time(11, 30)
     digest_time: dt.time = dt.time(12, 0)
     workdays: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    holidays: str = ""  # country[-subdivision] code for the holidays library, e.g. "DE-BY"
+    skip_dates: tuple[dt.date, ...] = ()
     smtp_port: int = 587
     smtp_user: str = ""
     smtp_password: str = field(default="", repr=False)
@@ -71,6 +73,11 @@ class Settings:
     def zone(self) -> ZoneInfo:
         """Return the team's time zone."""
         return ZoneInfo(self.timezone)
+
+    @property
+    def calendar(self) -> StandupCalendar:
+        """Return the team's standup dates (WORKDAYS, HOLIDAYS, SKIP_DATES)."""
+        return StandupCalendar(self.workdays, self.holidays, frozenset(self.skip_dates))
 
     @property
     def db_path(self) -> Path:
@@ -210,6 +217,30 @@ def _workdays(value: Any) -> tuple[str, ...]:
     return tuple(d for d in WEEKDAYS if d in days)
 
 
+def _holiday_region(value: Any) -> str:
+    code = _text(value).upper()
+    if code:
+        problem = holiday_region_problem(code)
+        if problem:
+            raise ValueError(problem)
+    return code
+
+
+def _dates(value: Any) -> tuple[dt.date, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise ValueError('must be a list of ISO dates, e.g. ["2026-12-24", "2026-12-31"]')
+    dates = []
+    for item in value:
+        if isinstance(item, dt.date) and not isinstance(item, dt.datetime):
+            dates.append(item)
+            continue
+        try:
+            dates.append(dt.date.fromisoformat(str(item).strip()))
+        except ValueError:
+            raise ValueError(f"{item!r} is not a date: use YYYY-MM-DD") from None
+    return tuple(sorted(set(dates)))
+
+
 def _port(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError("must be a port number such as 587")
@@ -280,6 +311,8 @@ SETTINGS: Mapping[str, tuple[Any, _Parser]] = {
     "REMIND_TIME": ("11:30", _clock),
     "DIGEST_TIME": ("12:00", _clock),
     "WORKDAYS": (("mon", "tue", "wed", "thu", "fri"), _workdays),
+    "HOLIDAYS": ("", _holiday_region),
+    "SKIP_DATES": ((), _dates),
     "SMTP_HOST": (_REQUIRED, _required_text),
     "SMTP_PORT": (587, _port),
     "SMTP_USER": ("", _text),
@@ -412,6 +445,8 @@ def settings_from_mapping(
         remind_time=clean["REMIND_TIME"],
         digest_time=clean["DIGEST_TIME"],
         workdays=clean["WORKDAYS"],
+        holidays=clean["HOLIDAYS"],
+        skip_dates=clean["SKIP_DATES"],
         smtp_host=clean["SMTP_HOST"],
         smtp_port=clean["SMTP_PORT"],
         smtp_user=clean["SMTP_USER"],

@@ -1,4 +1,5 @@
-"""Simulate a Slack workspace on loopback: the Web API over HTTP plus signed Events API delivery.
+"""Simulate a Slack workspace on loopback: the Web API over HTTP, Events API delivery signed over
+HTTP or over a real Socket Mode WebSocket.
 
 The real ``slack_sdk.WebClient(token=..., base_url=sim.base_url)`` talks to it unchanged, so the
 test suite and the ``demo`` command exercise the same code paths as production. State (users,
@@ -8,6 +9,17 @@ channels, messages, reactions) lives in memory behind one lock; every Web API ca
 Simulated people act through ``user_posts``/``user_edits``/``user_deletes``; when event delivery
 is on, each action (and each bot post) is POSTed, signed like Slack signs it, to the listener URL
 given to ``deliver_events_to``, synchronously from the acting call.
+
+Socket Mode: ``start`` also opens a minimal RFC 6455 WebSocket server (stdlib only) on its own
+loopback port. ``apps.connections.open`` (with an ``xapp-`` token) answers a URL on that port;
+the real ``slack_sdk`` Socket Mode client (``SocketModeHandler(app, app_token)`` in Bolt)
+connects to it, gets Slack's ``hello`` message, is pinged, and acks envelopes with
+``{"envelope_id": …}`` (recorded in ``socket_acks``). While a client is connected, produced
+events go over the socket instead of HTTP (``deliver_events_over_socket`` changes that), each
+wrapped as ``{"envelope_id", "type": "events_api", "payload": <the HTTP envelope>,
+"accepts_response_payload": false, "retry_attempt": 0, "retry_reason": ""}``, written to one
+connected client without waiting for its ack. ``send_socket_envelope`` sends any payload, e.g.
+a retry with ``retry_attempt=1``.
 
 Methods served: auth.test, chat.postMessage/postEphemeral/update/delete/getPermalink,
 conversations.replies/history/members/info/open, users.info/list, reactions.add/remove,
@@ -21,20 +33,29 @@ Deliberate differences from Slack, to catch bugs early:
 * ``tz_label`` is the zone's abbreviation with its UTC offset, not Slack's long name.
 * Rich-text blocks generated for human messages carry user, channel, broadcast, user-group,
   date and link elements, but no mrkdwn styles or emoji elements.
+* The Socket Mode URL is plain TCP on loopback; its scheme is ``wss`` by default (slack_sdk's
+  built-in client uses TLS only on port 443), ``ws`` with ``socket_url_scheme="ws"``. The server
+  pings every ``socket_ping_interval`` seconds (default 0.25, far more often than Slack), which
+  also lets the built-in client's ``close()`` return quickly. Tickets may be reused; Slack's
+  ``disconnect`` refresh messages are never sent.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import copy
 import datetime as dt
+import hashlib
 import http.client
 import json
 import logging
 import math
 import re
 import secrets
+import selectors
+import socket
 import threading
 import time
 import uuid
@@ -66,6 +87,8 @@ DELIVERY_TIMEOUT_S = 5.0
 MAX_TEXT_CHARS = 40_000
 MAX_BLOCKS = 50
 MAX_IM_USERS = 8
+SOCKET_PING_INTERVAL_S = 0.25
+MAX_SOCKET_CONNECTIONS = 10  # Slack allows up to 10 Socket Mode connections per app
 
 _POLL_INTERVAL_S = 0.05  # how quickly stop() is noticed by serve_forever
 _TS_RE = re.compile(r"^\d{1,12}(\.\d{1,6})?$")  # ts-like values: oldest, latest, cursors
@@ -75,8 +98,10 @@ _THREAD_FIELDS = ("reply_count", "reply_users", "reply_users_count", "latest_rep
 _EVENT_HIDDEN_FIELDS = ("metadata", "reactions", *_THREAD_FIELDS)
 _BROADCAST_RANGES = ("here", "channel", "everyone")
 
-# One produced event that must be POSTed once the lock is released: (envelope, url, secret).
+# One produced event that must be sent once the lock is released: (envelope, url, secret);
+# the url is _SOCKET_ROUTE for delivery over a Socket Mode connection.
 _Outgoing = tuple[JsonDict, str, str]
+_SOCKET_ROUTE = "socket-mode:"
 _MethodHandler = Callable[[JsonDict, list[_Outgoing]], JsonDict]
 
 
@@ -199,8 +224,11 @@ class SlackSimulator:
     """Simulate one Slack workspace's Web API and Events API delivery on 127.0.0.1.
 
     Use it as a context manager (``with SlackSimulator() as sim:``) or call ``start``/``stop``.
-    Public lists (``requests``, ``ephemerals``, ``views``, ``delivery_results``) are appended
-    under the lock and may be read at any time.
+    Public lists (``requests``, ``ephemerals``, ``views``, ``delivery_results``,
+    ``socket_envelopes``, ``socket_acks``) are appended under the lock and may be read at any time.
+
+    ``app_token`` is the app-level token ``apps.connections.open`` accepts (another ``xapp-``
+    token gets ``invalid_auth``); None, the default, accepts any ``xapp-`` token.
     """
 
     def __init__(
@@ -210,11 +238,24 @@ class SlackSimulator:
         bot_user_id: str = "UBOT",
         bot_id: str = "BBOT",
         page_size_cap: int = 1000,
+        *,
+        app_token: str | None = None,
+        socket_url_scheme: str = "wss",
+        socket_ping_interval: float | None = SOCKET_PING_INTERVAL_S,
     ) -> None:
         """Create a stopped simulator with Slackbot and the bot user in the workspace."""
         if page_size_cap < 1:
             raise ValueError("page_size_cap must be at least 1")
+        if app_token is not None and not app_token.startswith("xapp-"):
+            raise ValueError("an app-level token starts with xapp-")
+        if socket_url_scheme not in ("ws", "wss"):
+            raise ValueError("socket_url_scheme is ws or wss")
+        if socket_ping_interval is not None and socket_ping_interval <= 0:
+            raise ValueError("socket_ping_interval must be positive (or None for no pings)")
         self.token = token
+        self.app_token = app_token
+        self.socket_url_scheme = socket_url_scheme
+        self.socket_ping_interval = socket_ping_interval
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
@@ -224,8 +265,19 @@ class SlackSimulator:
         self.ephemerals: list[dict] = []
         self.views: list[dict] = []
         self.delivery_results: list[tuple[str, int]] = []
+        # Socket Mode: every message sent as an envelope (with its envelope_id), in order, and
+        # the envelope_ids the clients acked, in arrival order.
+        self.socket_envelopes: list[dict] = []
+        self.socket_acks: list[str] = []
 
         self._lock = threading.RLock()
+        self._socket_changed = threading.Condition(self._lock)
+        self._socket_server: _SocketModeServer | None = None
+        self._socket_conns: list[_SocketConnection] = []
+        self._socket_tickets: set[str] = set()
+        self._socket_mode: bool | None = None  # None: over the socket while a client is connected
+        self._socket_next = 0  # round-robin position among the connections
+        self._socket_opened_total = 0
         self._stopping = threading.Event()
         self._server: _ApiServer | None = None
         self._thread: threading.Thread | None = None
@@ -269,7 +321,7 @@ class SlackSimulator:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> SlackSimulator:
-        """Start serving on an ephemeral loopback port and return self."""
+        """Start serving the Web API and Socket Mode on ephemeral loopback ports; return self."""
         with self._lock:
             if self._server is not None:
                 raise RuntimeError("the simulator is already running")
@@ -283,18 +335,28 @@ class SlackSimulator:
                 daemon=True,
             )
             self._server, self._thread = server, thread
+            self._socket_server = _SocketModeServer(self)
         thread.start()
+        self._socket_server.start()
         logger.debug("slack simulator listening on %s", self.base_url)
         return self
 
     def stop(self) -> None:
-        """Stop serving; injected delays still sleeping end at once. Safe to call twice."""
+        """Stop serving; injected delays still sleeping end at once. Safe to call twice.
+
+        Socket Mode connections get a close frame (1001, going away) and are shut at once.
+        """
         with self._lock:
             server, thread = self._server, self._thread
+            socket_server, self._socket_server = self._socket_server, None
             self._server = self._thread = None
         if server is None:
             return
         self._stopping.set()
+        if socket_server is not None:
+            # Before the Web API, so a client that reconnects on the close frame gets a URL
+            # that refuses it rather than a Web API that is gone.
+            socket_server.stop()
         server.shutdown()
         server.server_close()
         if thread is not None:
@@ -561,6 +623,143 @@ class SlackSimulator:
         finally:
             connection.close()
 
+    # ------------------------------------------------------------------ Socket Mode
+
+    @property
+    def socket_url(self) -> str:
+        """Return the WebSocket server's base URL (``apps.connections.open`` adds a ticket)."""
+        socket_server = self._socket_server
+        if socket_server is None:
+            raise RuntimeError("the simulator is not running; call start() first")
+        return f"{self.socket_url_scheme}://127.0.0.1:{socket_server.port}/link/"
+
+    @property
+    def socket_connections(self) -> int:
+        """Return how many Socket Mode clients are connected now."""
+        with self._lock:
+            return len(self._socket_conns)
+
+    @property
+    def socket_connections_opened(self) -> int:
+        """Return how many Socket Mode connections were opened since start (reconnects count)."""
+        with self._lock:
+            return self._socket_opened_total
+
+    def deliver_events_over_socket(self, on: bool | None = True) -> None:
+        """Choose where produced events go.
+
+        None (the initial mode): over a Socket Mode connection while one is open, otherwise to
+        the ``deliver_events_to`` URL (if any). True: only over the socket; events produced while
+        no client is connected are dropped, as Slack drops them. False: never over the socket.
+        """
+        with self._lock:
+            self._socket_mode = on
+
+    def wait_for_socket_client(self, timeout: float = 5.0, count: int = 1) -> bool:
+        """Wait until ``count`` Socket Mode clients are connected; False on timeout.
+
+        A connection counts once its handshake is answered; its ``hello`` goes out before any
+        envelope.
+        """
+        with self._socket_changed:
+            return self._socket_changed.wait_for(
+                lambda: len(self._socket_conns) >= count, timeout=timeout
+            )
+
+    def wait_for_socket_acks(self, timeout: float = 5.0) -> bool:
+        """Wait until every envelope sent so far over the socket is acked; False on timeout."""
+        with self._socket_changed:
+            return self._socket_changed.wait_for(self._all_socket_envelopes_acked, timeout=timeout)
+
+    def send_socket_envelope(
+        self,
+        payload: dict,
+        *,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+        envelope_type: str = "events_api",
+    ) -> str:
+        """Send ``payload`` in a Socket Mode envelope to one connected client; return its ID.
+
+        For an Events API retry, pass the envelope again (e.g. ``last_event()``) with
+        ``retry_attempt=1, retry_reason="timeout"``: the event_id stays the same, as in Slack.
+        Raises RuntimeError when no client is connected.
+        """
+        message = self._socket_envelope(payload, envelope_type, retry_attempt, retry_reason)
+        if not self._send_socket_envelope(message):
+            raise RuntimeError("no Socket Mode client is connected")
+        return str(message["envelope_id"])
+
+    def _socket_envelope(
+        self, payload: JsonDict, envelope_type: str, retry_attempt: int, retry_reason: str
+    ) -> JsonDict:
+        """Wrap a payload the way Slack's Socket Mode does."""
+        return {
+            "envelope_id": str(uuid.uuid4()),
+            "type": envelope_type,
+            "payload": copy.deepcopy(payload),
+            # Slash commands and interactivity may answer with a payload; events may not.
+            "accepts_response_payload": envelope_type != "events_api",
+            "retry_attempt": retry_attempt,
+            "retry_reason": retry_reason,
+        }
+
+    def _send_socket_envelope(self, message: JsonDict) -> bool:
+        """Record and write one envelope to the next connection; False when none is open."""
+        with self._lock:
+            if not self._socket_conns:
+                return False
+            conn = self._socket_conns[self._socket_next % len(self._socket_conns)]
+            self._socket_next += 1
+            self.socket_envelopes.append(copy.deepcopy(message))
+        if not conn.send_text(json.dumps(message)):
+            logger.debug("socket mode envelope %s was lost with its connection", message["envelope_id"])
+        return True
+
+    def _all_socket_envelopes_acked(self) -> bool:
+        """Tell whether every envelope sent so far was acked (call with the lock held)."""
+        acked = set(self.socket_acks)
+        return all(m["envelope_id"] in acked for m in self.socket_envelopes)
+
+    def _socket_ticket_ok(self, path: str) -> bool:
+        """Tell whether a handshake path is ``/link/?ticket=…`` with a ticket we issued."""
+        parts = urlsplit(path)
+        ticket = dict(parse_qsl(parts.query)).get("ticket", "")
+        with self._lock:
+            return parts.path in ("/link", "/link/") and ticket in self._socket_tickets
+
+    def _socket_opened(self, conn: _SocketConnection) -> int | None:
+        """Register a handshaken connection; return the connection count (None when full)."""
+        with self._socket_changed:
+            if len(self._socket_conns) >= MAX_SOCKET_CONNECTIONS:
+                return None
+            self._socket_conns.append(conn)
+            self._socket_opened_total += 1
+            self._socket_changed.notify_all()
+            return len(self._socket_conns)
+
+    def _socket_closed(self, conn: _SocketConnection) -> None:
+        """Forget a connection that closed."""
+        with self._socket_changed:
+            if conn in self._socket_conns:
+                self._socket_conns.remove(conn)
+                self._socket_changed.notify_all()
+
+    def _socket_message(self, text: str) -> None:
+        """Record what a client sent: an ack is ``{"envelope_id": …}`` (maybe with a payload)."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            logger.debug("socket mode client sent something that is not JSON: %.200s", text)
+            return
+        envelope_id = message.get("envelope_id") if isinstance(message, dict) else None
+        if not isinstance(envelope_id, str):
+            logger.debug("socket mode client sent a message without envelope_id: %.200s", text)
+            return
+        with self._socket_changed:
+            self.socket_acks.append(envelope_id)
+            self._socket_changed.notify_all()
+
     # ------------------------------------------------------------------ failure injection
 
     def fail(
@@ -716,6 +915,8 @@ class SlackSimulator:
             raise _ApiError("not_authed")
         if method == "apps.connections.open":
             if token.startswith("xapp-"):
+                if self.app_token is not None and token != self.app_token:
+                    raise _ApiError("invalid_auth")
                 return
             raise _ApiError("not_allowed_token_type" if token == self.token else "invalid_auth")
         if token.startswith("xapp-"):
@@ -1010,9 +1211,10 @@ class SlackSimulator:
         return {"view": opened}
 
     def _apps_connections_open(self, p: JsonDict, out: list[_Outgoing]) -> JsonDict:
-        """Return a Socket Mode URL (not served: the simulator speaks HTTP only)."""
-        port = self._server.server_address[1] if self._server is not None else 0
-        return {"url": f"wss://127.0.0.1:{port}/link/?ticket={uuid.uuid4()}&app_id={APP_ID}"}
+        """Issue a ticket and return the URL of the simulator's Socket Mode server."""
+        ticket = str(uuid.uuid4())
+        self._socket_tickets.add(ticket)
+        return {"url": f"{self.socket_url}?ticket={ticket}&app_id={APP_ID}"}
 
     # ------------------------------------------------------------------ state helpers
 
@@ -1394,13 +1596,23 @@ class SlackSimulator:
             ).decode(),
         }
         self._last_event = envelope
-        if self._delivery_url is not None:
+        over_socket = self._socket_mode
+        if over_socket is None:
+            over_socket = bool(self._socket_conns)
+        if over_socket:
+            out.append((copy.deepcopy(envelope), _SOCKET_ROUTE, ""))
+        elif self._delivery_url is not None:
             out.append((copy.deepcopy(envelope), self._delivery_url, self._signing_secret))
 
     def _deliver_all(self, outgoing: list[_Outgoing]) -> None:
-        """POST each produced envelope in order (called without the lock held)."""
+        """Send each produced envelope in order (called without the lock held)."""
         for envelope, url, secret in outgoing:
-            self._deliver(envelope, url, secret)
+            if url == _SOCKET_ROUTE:
+                message = self._socket_envelope(envelope, "events_api", 0, "")
+                if not self._send_socket_envelope(message):
+                    logger.debug("no socket mode client: event %s dropped", envelope["event_id"])
+            else:
+                self._deliver(envelope, url, secret)
 
     def _deliver(
         self, envelope: JsonDict, url: str, secret: str, headers: dict[str, str] | None = None
@@ -1467,6 +1679,335 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
         except (BrokenPipeError, ConnectionResetError):
             logger.debug("client went away before the answer to %s", method)
+
+
+# ---------------------------------------------------------------------- Socket Mode server
+
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+_WS_MAX_HANDSHAKE = 16 * 1024
+_WS_MAX_MESSAGE = 1024 * 1024
+_OP_CONTINUATION, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
+_OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
+_WS_JOIN_TIMEOUT_S = 2.0
+
+
+class _WsProtocolError(Exception):
+    """A client broke RFC 6455; the connection is closed with ``code``."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        """Store the close code and reason to send."""
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class _SocketModeServer:
+    """Accept WebSocket connections on a loopback port, one thread per connection."""
+
+    def __init__(self, simulator: SlackSimulator) -> None:
+        """Bind an ephemeral loopback port (not accepting until ``start``)."""
+        self.simulator = simulator
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._connections: list[_SocketConnection] = []
+        self._thread = threading.Thread(
+            target=self._accept_loop, name="slack-simulator-socket-mode", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start accepting connections."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting, close every connection and wait for their threads."""
+        self._stopping.set()
+        self._thread.join(timeout=_WS_JOIN_TIMEOUT_S)
+        self._listener.close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            conn.close(1001, "going away")
+        for conn in connections:
+            conn.thread.join(timeout=_WS_JOIN_TIMEOUT_S)
+
+    def _accept_loop(self) -> None:
+        """Accept connections until stopped, polling so that ``stop`` is noticed quickly."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                if not selector.select(_POLL_INTERVAL_S):
+                    continue
+                try:
+                    sock, _ = self._listener.accept()
+                except OSError:
+                    logger.exception("socket mode server failed to accept a connection")
+                    continue
+                conn = _SocketConnection(self, sock)
+                with self._lock:
+                    if self._stopping.is_set():
+                        sock.close()
+                        return
+                    self._connections = [c for c in self._connections if c.thread.is_alive()]
+                    self._connections.append(conn)
+                conn.thread.start()
+
+
+class _SocketConnection:
+    """One client connection: the HTTP upgrade, then frames until either side closes."""
+
+    def __init__(self, server: _SocketModeServer, sock: socket.socket) -> None:
+        """Wrap an accepted socket; ``thread`` serves it once started."""
+        self.server = server
+        self.sock = sock
+        self.thread = threading.Thread(target=self._run, name="slack-simulator-socket", daemon=True)
+        self._send_lock = threading.Lock()
+        self._open = False  # the handshake was answered: frames may be sent
+        self._close_sent = False
+        self._buffer = bytearray()
+        self._fragments: list[bytes] = []
+        self._fragment_opcode = 0
+
+    @property
+    def simulator(self) -> SlackSimulator:
+        """Return the simulator this connection reports to."""
+        return self.server.simulator
+
+    # -- sending (any thread)
+
+    def send_text(self, text: str) -> bool:
+        """Write one text frame; False when the connection is closing or gone."""
+        return self._send(_OP_TEXT, text.encode("utf-8"))
+
+    def close(self, code: int, reason: str) -> None:
+        """Send a close frame (once open), then end the connection; the reader cleans up."""
+        if self._open:
+            self._send(_OP_CLOSE, code.to_bytes(2, "big") + reason.encode("utf-8")[:123])
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        """Wake the reader thread with EOF; it closes the socket."""
+        with contextlib.suppress(OSError):  # already closed by the peer or the reader thread
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def _send(self, opcode: int, payload: bytes) -> bool:
+        """Write one frame, unless a close frame went out already; False if not written."""
+        with self._send_lock:
+            if self._close_sent:
+                return False
+            if opcode == _OP_CLOSE:
+                self._close_sent = True
+            try:
+                self.sock.sendall(_ws_frame(opcode, payload))
+            except OSError as exc:
+                # A partly written frame leaves the stream unusable: end the connection.
+                logger.debug("socket mode send failed: %s", exc)
+                self._close_sent = True
+                self._shutdown()
+                return False
+            return True
+
+    # -- the connection's own thread
+
+    def _run(self) -> None:
+        """Serve the connection: handshake, hello, then frames until it ends."""
+        registered = False
+        try:
+            self.sock.settimeout(DELIVERY_TIMEOUT_S)  # bounds the handshake and each send
+            registered = self._handshake()
+            if registered:
+                self._read_frames()
+        except _WsProtocolError as exc:
+            logger.debug("socket mode client broke the protocol: %s", exc.reason)
+            self.close(exc.code, exc.reason)
+        except OSError as exc:
+            logger.debug("socket mode connection ended: %s", exc)
+        finally:
+            if registered:
+                self.simulator._socket_closed(self)
+            with self._send_lock:
+                self._close_sent = True
+                self.sock.close()
+
+    def _handshake(self) -> bool:
+        """Answer the HTTP upgrade; on success send ``hello`` and register; return success."""
+        while b"\r\n\r\n" not in self._buffer:
+            if len(self._buffer) > _WS_MAX_HANDSHAKE:
+                self._http_error("431 Request Header Fields Too Large")
+                return False
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                return False
+            self._buffer += chunk
+        head, _, rest = bytes(self._buffer).partition(b"\r\n\r\n")
+        self._buffer = bytearray(rest)
+        lines = head.decode("latin-1").split("\r\n")
+        request_line = lines[0].split(" ")
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        key = headers.get("sec-websocket-key", "")
+        if (
+            len(request_line) != 3
+            or request_line[0] != "GET"
+            or headers.get("upgrade", "").lower() != "websocket"
+            or "upgrade" not in headers.get("connection", "").lower()
+            or headers.get("sec-websocket-version") != "13"
+            or not key
+        ):
+            self._http_error("400 Bad Request")
+            return False
+        if not self.simulator._socket_ticket_ok(request_line[1]):
+            self._http_error("401 Unauthorized")
+            return False
+        accept = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
+        response = (
+            "HTTP/1.1 101 Switching Protocols\r\n"
+            "Upgrade: websocket\r\n"
+            "Connection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        ).encode("ascii")
+        # Registered and greeted under the send lock, so no envelope can overtake the hello.
+        with self._send_lock:
+            count = self.simulator._socket_opened(self)
+            if count is None:
+                self.sock.sendall(b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n")
+                return False
+            hello = {
+                "type": "hello",
+                "num_connections": count,
+                "debug_info": {
+                    "host": "applink-simulator",
+                    "build_number": 1,
+                    "approximate_connection_time": 18060,
+                },
+                "connection_info": {"app_id": APP_ID},
+            }
+            try:
+                self.sock.sendall(response + _ws_frame(_OP_TEXT, json.dumps(hello).encode()))
+            except OSError:
+                self.simulator._socket_closed(self)
+                raise
+            self._open = True
+        return True
+
+    def _http_error(self, status: str) -> None:
+        """Refuse an upgrade with a plain HTTP answer."""
+        body = status.encode("ascii") + b"\n"
+        self.sock.sendall(
+            f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n".encode("ascii") + body
+        )
+
+    def _read_frames(self) -> None:
+        """Read frames until a close frame or EOF, pinging the client while it is quiet."""
+        interval = self.simulator.socket_ping_interval
+        next_ping = time.monotonic() + interval if interval else math.inf
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.sock, selectors.EVENT_READ)
+            while True:
+                while (frame := _ws_take_frame(self._buffer)) is not None:
+                    if not self._on_frame(*frame):
+                        return
+                wait = None if next_ping == math.inf else max(0.0, next_ping - time.monotonic())
+                if not selector.select(wait):
+                    if interval:
+                        self._send(_OP_PING, f"ping {time.time():.6f}".encode())
+                        next_ping = time.monotonic() + interval
+                    continue
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return  # EOF: the client left (slack_sdk closes without a close frame)
+                self._buffer += chunk
+
+    def _on_frame(self, fin: bool, opcode: int, payload: bytes) -> bool:
+        """Handle one frame; return False when the connection is over."""
+        if opcode >= _OP_CLOSE:
+            if not fin or len(payload) > 125:
+                raise _WsProtocolError(1002, "control frames are final and short")
+            if opcode == _OP_PING:
+                self._send(_OP_PONG, payload)
+            elif opcode == _OP_CLOSE:
+                # Echo the code, as RFC 6455 asks; then the reader ends and closes the socket.
+                self._send(_OP_CLOSE, payload[:2])
+                return False
+            elif opcode != _OP_PONG:
+                raise _WsProtocolError(1002, f"unknown opcode {opcode:#x}")
+            return True
+        if opcode == _OP_CONTINUATION:
+            if not self._fragments:
+                raise _WsProtocolError(1002, "continuation without a first frame")
+        elif opcode in (_OP_TEXT, _OP_BINARY):
+            if self._fragments:
+                raise _WsProtocolError(1002, "new message inside a fragmented one")
+            self._fragment_opcode = opcode
+        else:
+            raise _WsProtocolError(1002, f"unknown opcode {opcode:#x}")
+        self._fragments.append(payload)
+        if sum(len(f) for f in self._fragments) > _WS_MAX_MESSAGE:
+            raise _WsProtocolError(1009, "message too big")
+        if not fin:
+            return True
+        data, self._fragments = b"".join(self._fragments), []
+        if self._fragment_opcode == _OP_BINARY:
+            logger.debug("socket mode client sent a binary message; ignored")
+            return True
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _WsProtocolError(1007, "text frame is not UTF-8") from exc
+        self.simulator._socket_message(text)
+        return True
+
+
+def _ws_frame(opcode: int, payload: bytes) -> bytes:
+    """Return one final, unmasked frame (servers never mask, RFC 6455 section 5.1)."""
+    length = len(payload)
+    if length < 126:
+        header = bytes([0x80 | opcode, length])
+    elif length < 1 << 16:
+        header = bytes([0x80 | opcode, 126]) + length.to_bytes(2, "big")
+    else:
+        header = bytes([0x80 | opcode, 127]) + length.to_bytes(8, "big")
+    return header + payload
+
+
+def _ws_take_frame(buffer: bytearray) -> tuple[bool, int, bytes] | None:
+    """Remove one complete client frame from ``buffer``: (fin, opcode, unmasked payload).
+
+    Returns None while the frame is incomplete; raises _WsProtocolError for frames a client
+    must not send (unmasked, reserved bits, oversized).
+    """
+    if len(buffer) < 2:
+        return None
+    first, second = buffer[0], buffer[1]
+    if first & 0x70:
+        raise _WsProtocolError(1002, "reserved bits set without an extension")
+    if not second & 0x80:
+        raise _WsProtocolError(1002, "client frames must be masked")
+    length, pos = second & 0x7F, 2
+    if length == 126:
+        if len(buffer) < 4:
+            return None
+        length, pos = int.from_bytes(buffer[2:4], "big"), 4
+    elif length == 127:
+        if len(buffer) < 10:
+            return None
+        length, pos = int.from_bytes(buffer[2:10], "big"), 10
+    if length > _WS_MAX_MESSAGE:
+        raise _WsProtocolError(1009, "message too big")
+    if len(buffer) < pos + 4 + length:
+        return None
+    mask = bytes(buffer[pos : pos + 4])
+    data = bytes(buffer[pos + 4 : pos + 4 + length])
+    del buffer[: pos + 4 + length]
+    if data:
+        key = (mask * (length // 4 + 1))[:length]
+        data = (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(length, "big")
+    return bool(first & 0x80), first & 0x0F, data
 
 
 # ---------------------------------------------------------------------- module helpers

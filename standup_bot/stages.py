@@ -27,7 +27,7 @@ from .reports import (
     replies_from_thread,
     who_to_remind,
 )
-from .settings import WEEKDAYS, Settings
+from .settings import Settings
 from .slack import SlackApi, display_name, is_human
 from .store import Claim, StageRun, Store
 
@@ -402,8 +402,9 @@ def run(ctx: Context, date: dt.date, *, force: bool = False) -> None:
     times already past return at once.
     """
     settings = ctx.settings
-    if WEEKDAYS[date.weekday()] not in settings.workdays and not force:
-        ctx.say(f"{date} is a {date:%A}, not one of WORKDAYS; no standup today (--force runs it anyway)")
+    reason = settings.calendar.why_not(date)
+    if reason and not force:
+        ctx.say(f"{reason}: no standup (--force runs it anyway)")
         return
     prompt(ctx, date, force=force)
     remind_at = ctx.local(date, settings.remind_time)

@@ -462,10 +462,11 @@ def test_check_prints_one_line_per_check_and_exits_0_when_all_pass(
     result = standup("check", "--config", str(config))
 
     assert (result.code, result.err) == (0, ""), result
-    *checks, summary = result.out_lines
+    first, dates, *checks, summary = result.out_lines
     assert summary == "all checks passed"
-    assert all(line.startswith("ok ") for line in checks), checks
-    topics = [line.split(None, 1)[1].split(":")[0] for line in checks]
+    assert dates == "next standups: 2026-11-26 2026-11-27 2026-11-30 2026-12-01 2026-12-02"
+    assert all(line.startswith("ok ") for line in [first, *checks]), checks
+    topics = [line.split(None, 1)[1].split(":")[0] for line in [first, *checks]]
     assert {"config", "Slack", "channel"} <= set(topics), topics
     assert any("mail server" in line for line in checks)
 

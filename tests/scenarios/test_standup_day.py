@@ -358,7 +358,7 @@ def test_run_on_a_day_outside_workdays_does_nothing_and_says_why(ctx: Context, s
     stages.run(ctx, saturday)
 
     assert sim.messages(CHANNEL) == []
-    assert ctx.say.lines == ["2026-11-28 is a Saturday, not one of WORKDAYS; no standup today (--force runs it anyway)"]
+    assert ctx.say.lines == ["2026-11-28 is a Saturday, not one of WORKDAYS: no standup (--force runs it anyway)"]
 
 
 def test_a_prompt_whose_post_timed_out_is_not_posted_twice(settings, store, sim, clock: FakeClock):
