@@ -21,7 +21,7 @@ from .errors import ConfigError, StandupError, UsageError
 from .logs import setup_logging
 from .settings import Settings, load_settings
 
-COMMANDS = ("run", "prompt", "remind", "digest", "schedule", "status", "check", "demo")
+COMMANDS = ("run", "prompt", "remind", "digest", "schedule", "status", "away", "back", "check", "demo")
 log = logging.getLogger("standup_bot")
 
 
@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Commands: " + ", ".join(COMMANDS) + ". See README.md for each.",
     )
     parser.add_argument("command", nargs="?", default="run", help="one of: " + ", ".join(COMMANDS))
+    parser.add_argument(
+        "arguments", nargs="*", help="away: MEMBER FROM [TO] (YYYY-MM-DD); back: MEMBER",
+    )
     parser.add_argument("--config", type=Path, help="the config file (default: $STANDUP_CONFIG or config.py)")
     parser.add_argument("--date", help="the standup date to act on, YYYY-MM-DD (default: today in TIMEZONE)")
     parser.add_argument("--force", action="store_true", help="do the stage again even if it was done")
@@ -77,6 +80,8 @@ def main(
         if args.command not in COMMANDS:
             raise UsageError(f"unknown command {args.command!r}; choose one of: {', '.join(COMMANDS)}")
         date = parse_date(args.date)
+        if args.arguments and args.command not in ("away", "back"):
+            raise UsageError(f"unexpected argument(s) after {args.command}: {' '.join(args.arguments)}")
         if args.command == "demo":
             from .demo import run_demo
 
@@ -84,7 +89,7 @@ def main(
         settings = load_settings(args.config, environ)
         setup_logging(settings.data_dir / "standup.log", settings.secrets(), verbose=verbose, stream=stderr)
         log.info("standup.py %s started (date %s%s)", args.command, date or "today", ", forced" if args.force else "")
-        return _dispatch(args.command, settings, date, args.force, now, sleep, stdout)
+        return _dispatch(args.command, settings, date, args.force, now, sleep, stdout, args.arguments)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=stderr)
@@ -126,6 +131,7 @@ def _dispatch(
     now: Callable[[], dt.datetime] | None,
     sleep: Callable[[float], None],
     stdout: TextIO,
+    arguments: Sequence[str] = (),
 ) -> int:
     from . import stages
     from .slack import SlackApi, make_client
@@ -153,6 +159,8 @@ def _dispatch(
             ctx.notify = notify
         return ctx
 
+    if command in ("away", "back"):
+        return _away_command(command, arguments, settings, clock().astimezone(settings.zone).date(), say)
     if command == "schedule":
         from .scheduler import run_scheduler
 
@@ -175,4 +183,32 @@ def _dispatch(
         }[command](ctx, day, force=force)
     finally:
         ctx.store.close()
+    return 0
+
+
+def _away_command(
+    command: str, arguments: Sequence[str], settings: Settings, today: dt.date, say: Callable[[str], None]
+) -> int:
+    import re
+
+    from .away import AwayInputError, apply_request, parse_request
+    from .store import Store
+
+    usage = "usage: standup.py away MEMBER FROM [TO]  |  standup.py back MEMBER"
+    if not arguments or (command == "back" and len(arguments) != 1):
+        raise UsageError(f"{command} needs a member ID; {usage}")
+    member, rest = arguments[0], arguments[1:]
+    if not re.fullmatch(r"[UW][A-Z0-9]{2,}", member):
+        raise UsageError(f"{member!r} is not a member ID (U… or W…); {usage}")
+    if command == "away" and not rest:
+        raise UsageError(f"away needs a first date (YYYY-MM-DD); {usage}")
+    try:
+        request = parse_request(" ".join([command, *rest]), today)
+    except AwayInputError as exc:
+        raise UsageError(str(exc).replace("`/standup ", "`standup.py ")) from None
+    store = Store.open(settings.data_dir)
+    try:
+        say(f"{member}: {apply_request(store, settings.standup_channel, member, request, today, source='cli')}")
+    finally:
+        store.close()
     return 0

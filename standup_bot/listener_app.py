@@ -8,6 +8,7 @@ subscription (https://api.slack.com/events/app_rate_limited).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import threading
@@ -17,11 +18,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import Ack, App, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk import WebClient
 
+from .away import AwayInputError, apply_request, parse_request
 from .errors import SlackError, StoreError
 from .reports import reply_from_message
 from .settings import Settings
@@ -120,9 +122,10 @@ class ReplyRecorder:
 
 
 def build_app(
-    settings: Settings, store: Store, client: WebClient, *, socket_mode: bool = False
+    settings: Settings, store: Store, client: WebClient, *, socket_mode: bool = False,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> App:
-    """Build the Bolt app: message events recorded, every other valid request acknowledged."""
+    """Build the Bolt app: message events recorded, `/standup` answered, everything acknowledged."""
     recorder = ReplyRecorder(settings, store, SlackApi(client))
     app = App(
         client=client,
@@ -140,6 +143,11 @@ def build_app(
         except StoreError as exc:
             # Acked already; the digest reads the thread back from Slack, so nothing is lost.
             log.error("could not record event %s: %s", body.get("event_id"), exc)
+
+    @app.command("/standup")
+    def on_standup_command(ack: Ack, command: dict[str, Any]) -> None:
+        # The answer goes back in the acknowledgement, shown only to the member who asked.
+        ack(answer_standup_command(settings, store, command, now().astimezone(settings.zone).date()))
 
     @app.error
     def on_error(error: Exception, response: BoltResponse | None) -> None:
@@ -180,6 +188,21 @@ class ReplayGuard:
         """Drop a signature (its request turned out invalid, so it proves nothing)."""
         with self._lock:
             self._seen.discard(signature)
+
+
+def answer_standup_command(settings: Settings, store: Store, command: Mapping[str, Any], today: dt.date) -> str:
+    """Apply `/standup …` for the member who typed it and return the ephemeral answer."""
+    user = command.get("user_id")
+    if not isinstance(user, str) or not user:
+        return "Sorry, Slack did not say who you are; try again."
+    try:
+        request = parse_request(str(command.get("text") or ""), today)
+        return apply_request(store, settings.standup_channel, user, request, today, source="slash")
+    except AwayInputError as exc:
+        return str(exc)
+    except StoreError as exc:
+        log.error("could not record /standup from %s: %s", user, exc)
+        return "Sorry, I could not save that just now; please try again in a minute."
 
 
 def wsgi_app(app: App, store: Store) -> Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]:

@@ -37,6 +37,7 @@ class Digest:
     reports: tuple[Report, ...]  # in the order their first reply was posted
     missing: tuple[str, ...]  # expected members with no report
     expected: tuple[str, ...] = ()  # MEMBERS, or the channel's humans; empty when unknown
+    away: tuple[str, ...] = ()  # expected members away today who did not report
     user_names: Mapping[str, str] = field(default_factory=dict)  # member ID -> Slack name
     channel_names: Mapping[str, str] = field(default_factory=dict)  # channel ID -> name
     thread_url: str | None = None  # permalink of the prompt

@@ -111,6 +111,7 @@ def render_digest(digest: Digest) -> RenderedDigest:
         "questions": [one_line(question) for question in digest.questions],
         "reports": [_report_view(digest, report) for report in digest.reports],
         "missing": [_name(digest, user) for user in digest.missing],
+        "away": [_name(digest, user) for user in digest.away],
     }
     text = _environment(html=False).get_template("digest.txt.j2").render(context)
     html = _environment(html=True).get_template("digest.html.j2").render(context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -99,3 +100,27 @@ def who_to_remind(
 ) -> list[str]:
     """Return the expected members who have not reported and were not yet reminded."""
     return [m for m in missing_members(expected, reports) if reminder_status.get(m) in (None, "failed")]
+
+
+def status_means_away(profile: Mapping[str, Any], away_status: Sequence[str], now: float) -> bool:
+    """Tell whether a Slack profile's status (emoji or words) says the member is away now.
+
+    An expired status (`status_expiration` in the past; 0 means it never expires) counts
+    for nothing. Words match whole words of the status text, case-insensitively.
+    """
+    expiration = profile.get("status_expiration") or 0
+    if isinstance(expiration, (int, float)) and 0 < expiration < now:
+        return False
+    emoji = str(profile.get("status_emoji") or "").strip().lower()
+    text = f" {_words(str(profile.get('status_text') or ''))} "
+    for entry in away_status:
+        if entry.startswith(":") and entry.endswith(":") and len(entry) > 2:
+            if emoji == entry:
+                return True
+        elif _words(entry) and f" {_words(entry)} " in text:
+            return True
+    return False
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))

@@ -28,6 +28,14 @@ DEFAULT_QUESTIONS = (
     "Anything blocking you?",
 )
 SMTP_SECURITY_MODES = ("starttls", "ssl", "none")
+# Slack status emoji (":name:") and words that mean "away today".
+DEFAULT_AWAY_STATUS = (
+    ":palm_tree:", ":airplane:", ":desert_island:", ":beach_with_umbrella:", ":face_with_thermometer:",
+    ":thermometer:", ":mask:", ":sick:", ":baby:",
+    "vacation", "vacationing", "holiday", "holidays", "on leave", "parental leave", "ooo",
+    "out of office", "out of the office", "pto", "sick", "out sick", "off today", "day off",
+    "urlaub", "krank", "abwesend",
+)
 
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 _MEMBER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -59,6 +67,7 @@ class Settings:
     workdays: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
     holidays: str = ""  # country[-subdivision] code for the holidays library, e.g. "DE-BY"
     skip_dates: tuple[dt.date, ...] = ()
+    away_status: tuple[str, ...] = DEFAULT_AWAY_STATUS
     smtp_port: int = 587
     smtp_user: str = ""
     smtp_password: str = field(default="", repr=False)
@@ -241,6 +250,15 @@ def _dates(value: Any) -> tuple[dt.date, ...]:
     return tuple(sorted(set(dates)))
 
 
+def _away_status(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError('must be a list of status emoji and words, e.g. [":palm_tree:", "vacation"]')
+    bad = [v for v in value if not isinstance(v, str) or not v.strip()]
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not a status emoji (':palm_tree:') or word")
+    return tuple(dict.fromkeys(v.strip().lower() for v in value))
+
+
 def _port(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError("must be a port number such as 587")
@@ -313,6 +331,7 @@ SETTINGS: Mapping[str, tuple[Any, _Parser]] = {
     "WORKDAYS": (("mon", "tue", "wed", "thu", "fri"), _workdays),
     "HOLIDAYS": ("", _holiday_region),
     "SKIP_DATES": ((), _dates),
+    "AWAY_STATUS": (DEFAULT_AWAY_STATUS, _away_status),
     "SMTP_HOST": (_REQUIRED, _required_text),
     "SMTP_PORT": (587, _port),
     "SMTP_USER": ("", _text),
@@ -447,6 +466,7 @@ def settings_from_mapping(
         workdays=clean["WORKDAYS"],
         holidays=clean["HOLIDAYS"],
         skip_dates=clean["SKIP_DATES"],
+        away_status=clean["AWAY_STATUS"],
         smtp_host=clean["SMTP_HOST"],
         smtp_port=clean["SMTP_PORT"],
         smtp_user=clean["SMTP_USER"],

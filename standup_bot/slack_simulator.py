@@ -191,6 +191,9 @@ class _User:
     tz: str = "UTC"
     is_restricted: bool = False
     bot_id: str = ""
+    status_text: str = ""
+    status_emoji: str = ""
+    status_expiration: int = 0
 
 
 @dataclass
@@ -415,6 +418,14 @@ class SlackSimulator:
                 tz=tz,
                 is_restricted=is_restricted,
             )
+
+    def set_status(self, user_id: str, text: str = "", emoji: str = "", expiration: int = 0) -> None:
+        """Set a member's Slack status, as they would in their profile (empty clears it)."""
+        with self._lock:
+            if user_id not in self._users:
+                raise ValueError(f"unknown user {user_id}")
+            user = self._users[user_id]
+            user.status_text, user.status_emoji, user.status_expiration = text, emoji, expiration
 
     def add_channel(
         self,
@@ -1529,8 +1540,9 @@ class SlackSimulator:
             "display_name_normalized": user.display_name,
             "real_name": real_name,
             "real_name_normalized": real_name,
-            "status_text": "",
-            "status_emoji": "",
+            "status_text": user.status_text,
+            "status_emoji": user.status_emoji,
+            "status_expiration": user.status_expiration,
             "team": self.team_id,
         }
         if user.bot_id:

@@ -25,6 +25,7 @@ from .reports import (
     merge_replies,
     missing_members,
     replies_from_thread,
+    status_means_away,
     who_to_remind,
 )
 from .settings import Settings
@@ -251,6 +252,26 @@ def user_name(ctx: Context, user_id: str) -> str:
         return user_id
 
 
+def away_members(ctx: Context, date: dt.date, candidates: Sequence[str]) -> set[str]:
+    """Return which of `candidates` are away on a date: by `/standup away` or, today, by Slack status."""
+    away = ctx.store.away_on(ctx.channel, date) & set(candidates)
+    if date != ctx.today() or not ctx.settings.away_status:
+        return away
+    now = ctx.now().timestamp()
+    for user in candidates:
+        if user in away:
+            continue
+        try:
+            info = ctx.slack.user_info(user)  # fresh: a status changes during the day
+        except SlackError as exc:
+            log.warning("could not read the Slack status of %s: %s", user, exc)
+            continue
+        ctx.store.cache_user(user, display_name(info), is_human(info), str(info.get("tz") or ""))
+        if status_means_away(info.get("profile") or {}, ctx.settings.away_status, now):
+            away.add(user)
+    return away
+
+
 # -- remind ------------------------------------------------------------------------------
 @_reported("remind")
 def remind(ctx: Context, date: dt.date, *, force: bool = False) -> None:
@@ -265,6 +286,8 @@ def remind(ctx: Context, date: dt.date, *, force: bool = False) -> None:
         expected = expected_members(ctx)
         status = {} if force else ctx.store.reminded(ctx.channel, date)
         targets = who_to_remind(expected, reports, status)
+        away = away_members(ctx, date, targets)
+        targets = [user for user in targets if user not in away]
         if targets:
             permalink = ctx.slack.permalink(ctx.channel, prompt_ts)
             text = build_reminder(ctx.channel, permalink, ctx.settings.digest_time, ctx.settings.timezone)
@@ -274,7 +297,8 @@ def remind(ctx: Context, date: dt.date, *, force: bool = False) -> None:
         raise
     ctx.store.finish_stage(ctx.channel, date, "remind", ctx.owner)
     reported = len(expected) - len(missing_members(expected, reports))
-    ctx.say(f"reminded {len(targets)} member(s) for {date}; {reported} of {len(expected)} had reported")
+    away_note = f", {len(away)} away" if away else ""
+    ctx.say(f"reminded {len(targets)} member(s) for {date}; {reported} of {len(expected)} had reported{away_note}")
 
 
 def _send_reminders(ctx: Context, date: dt.date, targets: Sequence[str], text: str, force: bool) -> None:
@@ -347,8 +371,9 @@ def build_digest(ctx: Context, date: dt.date, prompt_ts: str) -> Digest:
     replies, from_store_only = current_replies(ctx, date, prompt_ts)
     reports = group_reports(replies)
     expected = expected_members(ctx)
-    missing = missing_members(expected, reports)
-    users = {r.user for r in reports} | set(missing)
+    away = away_members(ctx, date, missing_members(expected, reports))
+    missing = [user for user in missing_members(expected, reports) if user not in away]
+    users = {r.user for r in reports} | set(missing) | away
     channels = {ctx.channel}
     for reply in replies:
         users |= markup.mentioned_user_ids(reply.text)
@@ -363,7 +388,8 @@ def build_digest(ctx: Context, date: dt.date, prompt_ts: str) -> Digest:
     return Digest(
         date=date, channel_id=ctx.channel, channel_name=channel_names[ctx.channel],
         questions=ctx.settings.questions, reports=tuple(reports), missing=tuple(missing),
-        expected=tuple(expected),
+        expected=tuple(user for user in expected if user not in away),
+        away=tuple(user for user in expected if user in away),
         user_names=names, channel_names=channel_names, thread_url=thread_url,
         from_store_only=from_store_only,
     )

@@ -107,8 +107,29 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "0003_away_and_late",
+        """
+        CREATE TABLE away (
+            channel    TEXT NOT NULL,
+            user       TEXT NOT NULL,
+            start_date TEXT NOT NULL,              -- first day away, YYYY-MM-DD
+            end_date   TEXT NOT NULL,              -- last day away (inclusive)
+            source     TEXT NOT NULL,              -- 'slash' or 'cli'
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (channel, user, start_date)
+        );
+        ALTER TABLE replies ADD COLUMN late INTEGER NOT NULL DEFAULT 0;  -- arrived after the digest
+        """,
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# A reply first recorded once the day's digest went out is late (it counts for its day).
+_DIGEST_SENT = (
+    "EXISTS (SELECT 1 FROM stage_runs WHERE channel = ? AND date = ? AND stage = 'digest' "
+    "AND status = 'done')"
+)
 
 
 class Claim(Enum):
@@ -309,12 +330,13 @@ class Store:
                 return False
             conn.execute(
                 "INSERT INTO replies (channel, date, ts, user, text, edited, version, files, source, "
-                "recorded_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'listener', ?, ?) "
+                "recorded_at, updated_at, late) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'listener', ?, ?, "
+                f"{_DIGEST_SENT}) "
                 "ON CONFLICT (channel, ts) DO UPDATE SET text = excluded.text, edited = excluded.edited, "
                 "version = excluded.version, files = excluded.files, updated_at = excluded.updated_at",
                 (
                     channel, date.isoformat(), reply.ts, reply.user, reply.text, int(reply.edited),
-                    version, json.dumps(list(reply.files)), now, now,
+                    version, json.dumps(list(reply.files)), now, now, channel, date.isoformat(),
                 ),
             )
             return row is None
@@ -375,12 +397,13 @@ class Store:
             for reply in replies:
                 conn.execute(
                     "INSERT INTO replies (channel, date, ts, user, text, edited, version, files, source, "
-                    "recorded_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'thread', ?, ?) "
+                    "recorded_at, updated_at, late) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'thread', ?, ?, "
+                    f"{_DIGEST_SENT}) "
                     "ON CONFLICT (channel, ts) DO UPDATE SET text = excluded.text, edited = excluded.edited, "
                     "files = excluded.files, deleted = 0, updated_at = excluded.updated_at",
                     (
                         channel, date.isoformat(), reply.ts, reply.user, reply.text, int(reply.edited),
-                        reply.ts, json.dumps(list(reply.files)), now, now,
+                        reply.ts, json.dumps(list(reply.files)), now, now, channel, date.isoformat(),
                     ),
                 )
             rows = conn.execute(
@@ -511,6 +534,65 @@ class Store:
                 "DELETE FROM deliveries WHERE channel = ? AND date = ? AND kind = ?",
                 (channel, date.isoformat(), kind),
             )
+
+    # -- time away ---------------------------------------------------------------------
+    def set_away(self, channel: str, user: str, start: dt.date, end: dt.date, *, source: str) -> None:
+        """Record a member as away from `start` to `end` (inclusive), merging overlapping ranges."""
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT start_date, end_date FROM away WHERE channel = ? AND user = ? "
+                "AND start_date <= ? AND end_date >= ?",
+                (channel, user, (end + dt.timedelta(days=1)).isoformat(), (start - dt.timedelta(days=1)).isoformat()),
+            ).fetchall()
+            for row in rows:
+                start = min(start, dt.date.fromisoformat(row["start_date"]))
+                end = max(end, dt.date.fromisoformat(row["end_date"]))
+            conn.execute(
+                "DELETE FROM away WHERE channel = ? AND user = ? AND start_date <= ? AND end_date >= ?",
+                (channel, user, (end + dt.timedelta(days=1)).isoformat(), (start - dt.timedelta(days=1)).isoformat()),
+            )
+            conn.execute(
+                "INSERT INTO away (channel, user, start_date, end_date, source, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (channel, user, start.isoformat(), end.isoformat(), source, utc_now_iso()),
+            )
+
+    def set_back(self, channel: str, user: str, today: dt.date) -> int:
+        """End a member's time away from `today` on; return how many ranges changed."""
+        with self.transaction() as conn:
+            dropped = conn.execute(
+                "DELETE FROM away WHERE channel = ? AND user = ? AND start_date >= ?",
+                (channel, user, today.isoformat()),
+            ).rowcount
+            cut = conn.execute(
+                "UPDATE away SET end_date = ? WHERE channel = ? AND user = ? AND end_date >= ?",
+                ((today - dt.timedelta(days=1)).isoformat(), channel, user, today.isoformat()),
+            ).rowcount
+            return dropped + cut
+
+    def away_on(self, channel: str, date: dt.date) -> set[str]:
+        """Return the members recorded as away on a date."""
+        rows = self._read(
+            "SELECT user FROM away WHERE channel = ? AND start_date <= ? AND end_date >= ?",
+            (channel, date.isoformat(), date.isoformat()),
+        )
+        return {r["user"] for r in rows}
+
+    def away_ranges(self, channel: str, user: str, since: dt.date) -> list[tuple[dt.date, dt.date]]:
+        """Return a member's time away that ends on or after `since`, in order."""
+        rows = self._read(
+            "SELECT start_date, end_date FROM away WHERE channel = ? AND user = ? AND end_date >= ? "
+            "ORDER BY start_date",
+            (channel, user, since.isoformat()),
+        )
+        return [(dt.date.fromisoformat(r["start_date"]), dt.date.fromisoformat(r["end_date"])) for r in rows]
+
+    def late_replies(self, channel: str, date: dt.date) -> set[str]:
+        """Return the ts of the day's replies that arrived after its digest was sent."""
+        rows = self._read(
+            "SELECT ts FROM replies WHERE channel = ? AND date = ? AND late = 1 AND deleted = 0",
+            (channel, date.isoformat()),
+        )
+        return {r["ts"] for r in rows}
 
     # -- user cache --------------------------------------------------------------------
     def cached_user(self, user_id: str, max_age: dt.timedelta) -> tuple[str, bool, str] | None:
