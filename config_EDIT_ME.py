@@ -66,6 +66,11 @@ HOLIDAYS = ""
 # Company days off without a standup, as ISO dates.
 SKIP_DATES: list[str] = []  # e.g. ["2026-12-24", "2026-12-31"]
 
+# Slack status emoji and words that mean "away today" (not reminded, shown as away in the
+# digest). Leave this line out for the built-in list (🌴 ✈️ 🤒, vacation, OOO, sick, PTO, …);
+# [] turns it off.
+# AWAY_STATUS = [":palm_tree:", ":face_with_thermometer:", "vacation", "ooo", "sick"]
+
 # --- Mail -------------------------------------------------------------------------------
 SMTP_HOST = "smtp.example.com"
 SMTP_PORT = 587

@@ -18,13 +18,14 @@ MANIFEST = (ROOT / "slack_app_manifest.yml").read_text(encoding="utf-8")
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_a_readme_section(command):
-    assert f"### `{command}`" in README
+    headings = [line for line in README.splitlines() if line.startswith("### ")]
+    assert any(f"`{command}`" in heading for heading in headings)
 
 
 @pytest.mark.parametrize("name", list(SETTINGS))
 def test_every_setting_is_in_the_readme_table_and_the_template(name):
     assert re.search(rf"^\| `{name}` \|", README, re.MULTILINE), f"{name} missing from README's table"
-    assert re.search(rf"^{name}\b.*=", TEMPLATE, re.MULTILINE), f"{name} missing from config_EDIT_ME.py"
+    assert re.search(rf"^(# )?{name}\b.*=", TEMPLATE, re.MULTILINE), f"{name} missing from config_EDIT_ME.py"
 
 
 def test_the_quick_start_is_two_commands_and_ci_runs_the_second():
@@ -41,7 +42,8 @@ def test_the_manifest_asks_for_exactly_the_scopes_the_readme_explains():
     assert bot_scopes is not None
     scopes = set(re.findall(r"^\s+- ([a-z.:]+)", bot_scopes.group(1), re.MULTILINE))
     table = README.split("| scope | why |", 1)[1].split("\n\n", 1)[0]
-    documented = set(re.findall(r"`([a-z.]+:[a-z.]+)`", table))
+    first_column = [row.split("|")[1] for row in table.splitlines() if row.strip().startswith("|")]
+    documented = {scope for cell in first_column for scope in re.findall(r"`([a-z.:]+)`", cell)}
     assert scopes == documented
     assert "message.channels" in MANIFEST and "message.groups" in MANIFEST
 
