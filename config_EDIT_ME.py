@@ -55,6 +55,10 @@ PROMPT_TIME = "10:00"
 REMIND_TIME = "11:30"
 DIGEST_TIME = "12:00"
 
+# Distributed team: remind each member at REMIND_TIME in their own Slack time zone (when
+# that is before the digest); members whose day starts after the digest are "not yet due".
+PER_MEMBER_TIMEZONE = False
+
 # Days with a standup (any set of weekdays, e.g. ["sun", "mon", "tue", "wed", "thu"]).
 # `run` and `schedule` do nothing on other days; single stage commands still work.
 WORKDAYS = ["mon", "tue", "wed", "thu", "fri"]

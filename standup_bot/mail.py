@@ -66,8 +66,13 @@ class MailSendError(MailError):
 
 
 def clean_subject(subject: str) -> str:
-    """Return the subject as one line: every line break becomes a space."""
-    return _LINE_BREAKS.sub(" ", subject).strip()
+    """Return the subject as one line: every line break becomes a space.
+
+    Text that looks like an RFC 2047 encoded word ("=?utf-8?q?=0D=0A…?=") is broken up with a
+    zero-width space: the email package decodes such words when the header is set, and a
+    decoded CR LF would be written out as is, starting a new header.
+    """
+    return _LINE_BREAKS.sub(" ", subject).strip().replace("=?", "=\u200b?")
 
 
 def build_message(

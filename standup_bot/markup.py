@@ -167,6 +167,11 @@ def clean(text: str) -> str:
     return _CONTROL_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
+def defuse_entities(text: str) -> str:
+    """Put a zero-width space after each ``<`` that would read as a raw Slack entity (``<@U1``)."""
+    return _ENTITY_LOOKALIKE_RE.sub("<" + _ZERO_WIDTH_SPACE, text)
+
+
 def one_line(text: str) -> str:
     """Flatten text to one line: control characters and runs of whitespace become one space."""
     return " ".join(_ANY_CONTROL_RE.sub(" ", text).split())
@@ -207,7 +212,7 @@ def to_text(text: str, user_names: Mapping[str, str], channel_names: Mapping[str
             parts.append(_link_text(token))
         else:
             parts.append(_display(token, user_names, channel_names))
-    return _ENTITY_LOOKALIKE_RE.sub("<" + _ZERO_WIDTH_SPACE, clean("".join(parts)))
+    return defuse_entities(clean("".join(parts)))
 
 
 def _atom_html(token: Token, user_names: Mapping[str, str], channel_names: Mapping[str, str]) -> Markup:

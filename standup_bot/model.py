@@ -38,6 +38,7 @@ class Digest:
     missing: tuple[str, ...]  # expected members with no report
     expected: tuple[str, ...] = ()  # MEMBERS, or the channel's humans; empty when unknown
     away: tuple[str, ...] = ()  # expected members away today who did not report
+    not_yet_due: tuple[str, ...] = ()  # members whose working day starts after the digest
     user_names: Mapping[str, str] = field(default_factory=dict)  # member ID -> Slack name
     channel_names: Mapping[str, str] = field(default_factory=dict)  # channel ID -> name
     thread_url: str | None = None  # permalink of the prompt

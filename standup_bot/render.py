@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from standup_bot.markup import is_safe_url, one_line, to_html, to_text
+from standup_bot.markup import defuse_entities, is_safe_url, one_line, to_html, to_text
 from standup_bot.model import Digest, Report
 
 
@@ -49,6 +49,11 @@ def _environment(*, html: bool) -> Environment:
     )
 
 
+def _line(text: str) -> str:
+    """Flatten a name or question to one line that cannot read as a raw Slack entity."""
+    return defuse_entities(one_line(text))
+
+
 def digest_subject(digest: Digest) -> str:
     """Return the digest's subject line, e.g. ``Standup digest for #dev, 2026-03-02 (2 of 3 reported)``.
 
@@ -56,7 +61,7 @@ def digest_subject(digest: Digest) -> str:
     subject would let it add mail headers.
     """
     reported, expected = _counts(digest)
-    channel = one_line(digest.channel_name) or digest.channel_id
+    channel = _line(digest.channel_name) or digest.channel_id
     return f"Standup digest for #{channel}, {digest.date.isoformat()} ({reported} of {expected} reported)"
 
 
@@ -72,7 +77,7 @@ def _counts(digest: Digest) -> tuple[int, int]:
 
 
 def _name(digest: Digest, user: str) -> str:
-    return one_line(digest.user_names.get(user, user)) or user
+    return _line(digest.user_names.get(user, user)) or user
 
 
 def _thread_url(digest: Digest) -> str | None:
@@ -89,7 +94,7 @@ def _report_view(digest: Digest, report: Report) -> _ReportView:
             text=to_text(reply.text, digest.user_names, digest.channel_names).strip(),
             html=to_html(reply.text.strip(), digest.user_names, digest.channel_names),
             edited=reply.edited,
-            files=tuple(one_line(name) or "(unnamed)" for name in reply.files),
+            files=tuple(_line(name) or "(unnamed)" for name in reply.files),
         )
         for reply in report.replies
     )
@@ -102,16 +107,17 @@ def render_digest(digest: Digest) -> RenderedDigest:
     reported, expected = _counts(digest)
     context = {
         "subject": subject,
-        "channel": one_line(digest.channel_name) or digest.channel_id,
+        "channel": _line(digest.channel_name) or digest.channel_id,
         "date": digest.date.isoformat(),
         "reported": reported,
         "expected": expected,
         "thread_url": _thread_url(digest),
         "from_store_only": digest.from_store_only,
-        "questions": [one_line(question) for question in digest.questions],
+        "questions": [_line(question) for question in digest.questions],
         "reports": [_report_view(digest, report) for report in digest.reports],
         "missing": [_name(digest, user) for user in digest.missing],
         "away": [_name(digest, user) for user in digest.away],
+        "not_yet_due": [_name(digest, user) for user in digest.not_yet_due],
     }
     text = _environment(html=False).get_template("digest.txt.j2").render(context)
     html = _environment(html=True).get_template("digest.html.j2").render(context)

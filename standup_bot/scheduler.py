@@ -59,6 +59,16 @@ def stage_triggers(settings: Settings) -> list[tuple[str, Any]]:
     ]
 
 
+def member_reminder_trigger(settings: Settings) -> Any:
+    """Return the trigger that checks for members' reminders every 5 minutes of the standup."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    hours = f"{settings.prompt_time.hour}-{settings.digest_time.hour}"
+    return CronTrigger(
+        day_of_week=",".join(settings.workdays), hour=hours, minute="*/5", timezone=settings.zone
+    )
+
+
 def run_scheduler(
     settings: Settings,
     make_context: Callable[[], stages.Context],
@@ -75,6 +85,12 @@ def run_scheduler(
             _fire, trigger, args=(make_context, stage), id=stage, name=f"standup {stage}",
             # A slot missed by less than this (a busy machine, a short suspend) still runs.
             misfire_grace_time=15 * 60, coalesce=True, max_instances=1,
+        )
+    if settings.per_member_timezone:
+        scheduler.add_job(
+            _fire_member_reminders, member_reminder_trigger(settings), args=(make_context,),
+            id="member reminders", name="standup reminders in members' own time zones",
+            misfire_grace_time=5 * 60, coalesce=True, max_instances=1,
         )
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -99,6 +115,24 @@ def run_scheduler(
     for job in scheduler.get_jobs():
         ctx.say(f"scheduled {job.name}: {job.trigger}")
     scheduler.start()
+
+
+def _fire_member_reminders(make_context: Callable[[], stages.Context]) -> None:
+    """Remind the members whose own REMIND_TIME has come (PER_MEMBER_TIMEZONE)."""
+    ctx = make_context()
+    try:
+        date = ctx.today()
+        now = ctx.now()
+        prompt_at, _, digest_at = (ctx.local(date, t) for t in (
+            ctx.settings.prompt_time, ctx.settings.remind_time, ctx.settings.digest_time))
+        run = ctx.store.stage_run(ctx.channel, date, "remind")
+        if not (prompt_at <= now < digest_at) or ctx.store.prompt_ts(ctx.channel, date) is None:
+            return
+        if run is not None and run.status == "done":
+            return
+    finally:
+        ctx.store.close()
+    _fire(make_context, "remind")
 
 
 def _fire(make_context: Callable[[], stages.Context], stage: str) -> None:

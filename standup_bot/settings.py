@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import importlib.util
+import math
 import os
 import re
 import types
@@ -40,9 +41,13 @@ DEFAULT_AWAY_STATUS = (
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 _MEMBER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+# The whole value: urllib refuses a URL with whitespace or a control character anywhere in it.
+_HTTP_URL = re.compile(r"https?://[^\s/\x00-\x1f\x7f]+[^\s\x00-\x1f\x7f]*")
 # Deliberately loose: one @, no spaces or angle brackets, a dot in the domain. The mail
 # server is the real judge; this catches typos like a missing @ or a trailing comma.
-_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+# Control characters are refused too: a NUL or an escape sequence is never part of an address.
+_ADDRESS_PART = r"[^@\s<>,;\"\x00-\x1f\x7f-\x9f]+"
+_ADDRESS = re.compile(rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}$")
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class Settings:
     holidays: str = ""  # country[-subdivision] code for the holidays library, e.g. "DE-BY"
     skip_dates: tuple[dt.date, ...] = ()
     away_status: tuple[str, ...] = DEFAULT_AWAY_STATUS
+    per_member_timezone: bool = False
     smtp_port: int = 587
     smtp_user: str = ""
     smtp_password: str = field(default="", repr=False)
@@ -146,14 +152,14 @@ def _app_token(value: Any) -> str:
 
 def _url(value: Any) -> str:
     url = _text(value)
-    if not re.match(r"^https?://[^\s/]+", url):
+    if not _HTTP_URL.fullmatch(url):
         raise ValueError(f"must be an http(s) URL like https://slack.com/api/, not {url!r}")
     return url if url.endswith("/") else url + "/"
 
 
 def _optional_url(value: Any) -> str:
     url = _text(value)
-    if url and not re.match(r"^https?://[^\s/]+", url):
+    if url and not _HTTP_URL.fullmatch(url):
         raise ValueError(f"must be an http(s) URL like https://hc-ping.com/<uuid>, or empty, not {url!r}")
     return url
 
@@ -198,7 +204,8 @@ def _timezone(value: Any) -> str:
     name = _text(value)
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a directory of the zone database ("Europe") or a name too long for a file.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(
             f"unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin' or "
             "'America/New_York'"
@@ -303,9 +310,16 @@ def _boolean(value: Any) -> bool:
 
 
 def _seconds(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"must be a positive number of seconds, not {value!r}")
-    return float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int beyond float's range
+        seconds = math.inf
+    # nan and inf pass a `<= 0` test, but no socket takes them as a timeout.
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"must be a positive number of seconds, not {value!r}")
+    return seconds
 
 
 def _path(value: Any) -> Path:
@@ -332,6 +346,7 @@ SETTINGS: Mapping[str, tuple[Any, _Parser]] = {
     "HOLIDAYS": ("", _holiday_region),
     "SKIP_DATES": ((), _dates),
     "AWAY_STATUS": (DEFAULT_AWAY_STATUS, _away_status),
+    "PER_MEMBER_TIMEZONE": (False, _boolean),
     "SMTP_HOST": (_REQUIRED, _required_text),
     "SMTP_PORT": (587, _port),
     "SMTP_USER": ("", _text),
@@ -467,6 +482,7 @@ def settings_from_mapping(
         holidays=clean["HOLIDAYS"],
         skip_dates=clean["SKIP_DATES"],
         away_status=clean["AWAY_STATUS"],
+        per_member_timezone=clean["PER_MEMBER_TIMEZONE"],
         smtp_host=clean["SMTP_HOST"],
         smtp_port=clean["SMTP_PORT"],
         smtp_user=clean["SMTP_USER"],

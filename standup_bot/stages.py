@@ -14,10 +14,12 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import mail, markup, render
 from .errors import MailError, SlackError, StageError, StandupError
+from .member_time import member_remind_at, not_yet_due
 from .messages import PROMPT_EVENT_TYPE, build_prompt, build_reminder, prompt_metadata
 from .model import Digest, Reply, ts_key
 from .reports import (
@@ -91,7 +93,7 @@ def owner_alive(owner: str) -> bool:
     return True
 
 
-_Stage = Callable[..., None]
+_Stage = TypeVar("_Stage", bound=Callable[..., Any])
 
 
 def _reported(stage: str) -> Callable[[_Stage], _Stage]:
@@ -99,15 +101,16 @@ def _reported(stage: str) -> Callable[[_Stage], _Stage]:
 
     def decorate(function: _Stage) -> _Stage:
         @functools.wraps(function)
-        def run_stage(ctx: Context, date: dt.date, *, force: bool = False) -> None:
+        def run_stage(ctx: Context, date: dt.date, *, force: bool = False) -> Any:
             try:
-                function(ctx, date, force=force)
+                result = function(ctx, date, force=force)
             except StandupError as exc:
                 ctx.notify(stage, date, str(exc))
                 raise
             ctx.notify(stage, date, None)
+            return result
 
-        return run_stage
+        return cast(_Stage, run_stage)
 
     return decorate
 
@@ -274,12 +277,17 @@ def away_members(ctx: Context, date: dt.date, candidates: Sequence[str]) -> set[
 
 # -- remind ------------------------------------------------------------------------------
 @_reported("remind")
-def remind(ctx: Context, date: dt.date, *, force: bool = False) -> None:
-    """DM each expected member without a report one reminder linking to the thread."""
+def remind(ctx: Context, date: dt.date, *, force: bool = False) -> dt.datetime | None:
+    """DM each expected member without a report one reminder linking to the thread.
+
+    With PER_MEMBER_TIMEZONE only those whose time has come are reminded; the stage is
+    then left partial and the time of the next reminder due is returned (else None).
+    """
     prompt_ts = _prompt_ts(ctx, date, "remind")
     claimed, _ = _claim(ctx, date, "remind", force)
     if not claimed:
-        return
+        return None
+    later: list[dt.datetime] = []
     try:
         replies, _ = current_replies(ctx, date, prompt_ts)
         reports = group_reports(replies)
@@ -288,6 +296,8 @@ def remind(ctx: Context, date: dt.date, *, force: bool = False) -> None:
         targets = who_to_remind(expected, reports, status)
         away = away_members(ctx, date, targets)
         targets = [user for user in targets if user not in away]
+        if ctx.settings.per_member_timezone:
+            targets, later = _due_now(ctx, date, targets)
         if targets:
             permalink = ctx.slack.permalink(ctx.channel, prompt_ts)
             text = build_reminder(ctx.channel, permalink, ctx.settings.digest_time, ctx.settings.timezone)
@@ -295,10 +305,41 @@ def remind(ctx: Context, date: dt.date, *, force: bool = False) -> None:
     except (SlackError, StageError) as exc:
         _fail(ctx, date, "remind", exc)
         raise
-    ctx.store.finish_stage(ctx.channel, date, "remind", ctx.owner)
+    next_at = min(later, default=None)
+    partial = f"{len(later)} member(s) due later, the next at {next_at:%H:%M %Z}" if next_at else None
+    ctx.store.finish_stage(ctx.channel, date, "remind", ctx.owner, partial=partial)
     reported = len(expected) - len(missing_members(expected, reports))
-    away_note = f", {len(away)} away" if away else ""
-    ctx.say(f"reminded {len(targets)} member(s) for {date}; {reported} of {len(expected)} had reported{away_note}")
+    notes = (f", {len(away)} away" if away else "") + (f"; {partial}" if partial else "")
+    ctx.say(f"reminded {len(targets)} member(s) for {date}; {reported} of {len(expected)} had reported{notes}")
+    return next_at
+
+
+def member_zone(ctx: Context, user: str) -> ZoneInfo:
+    """Return a member's Slack time zone (`users.info` tz), else the team's."""
+    cached = ctx.store.cached_user(user, USER_CACHE_AGE)
+    try:
+        tz = cached[2] if cached is not None else str(ctx.slack.user_info(user).get("tz") or "")
+    except SlackError as exc:
+        log.warning("could not read the time zone of %s: %s", user, exc)
+        tz = ""
+    try:
+        return ZoneInfo(tz) if tz else ctx.settings.zone
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return ctx.settings.zone
+
+
+def _due_now(ctx: Context, date: dt.date, targets: Sequence[str]) -> tuple[list[str], list[dt.datetime]]:
+    """Split members into those to remind now and the times of those due later."""
+    now, due, later = ctx.now(), [], []
+    for user in targets:
+        at = member_remind_at(ctx.settings, date, member_zone(ctx, user))
+        if at is None:
+            continue  # their reminder would come after the digest
+        if at <= now:
+            due.append(user)
+        else:
+            later.append(at)
+    return due, later
 
 
 def _send_reminders(ctx: Context, date: dt.date, targets: Sequence[str], text: str, force: bool) -> None:
@@ -373,7 +414,11 @@ def build_digest(ctx: Context, date: dt.date, prompt_ts: str) -> Digest:
     expected = expected_members(ctx)
     away = away_members(ctx, date, missing_members(expected, reports))
     missing = [user for user in missing_members(expected, reports) if user not in away]
-    users = {r.user for r in reports} | set(missing) | away
+    later = set()
+    if ctx.settings.per_member_timezone:
+        later = {user for user in missing if not_yet_due(ctx.settings, date, member_zone(ctx, user))}
+        missing = [user for user in missing if user not in later]
+    users = {r.user for r in reports} | set(missing) | away | later
     channels = {ctx.channel}
     for reply in replies:
         users |= markup.mentioned_user_ids(reply.text)
@@ -388,8 +433,9 @@ def build_digest(ctx: Context, date: dt.date, prompt_ts: str) -> Digest:
     return Digest(
         date=date, channel_id=ctx.channel, channel_name=channel_names[ctx.channel],
         questions=ctx.settings.questions, reports=tuple(reports), missing=tuple(missing),
-        expected=tuple(user for user in expected if user not in away),
+        expected=tuple(user for user in expected if user not in away and user not in later),
         away=tuple(user for user in expected if user in away),
+        not_yet_due=tuple(user for user in expected if user in later),
         user_names=names, channel_names=channel_names, thread_url=thread_url,
         from_store_only=from_store_only,
     )
@@ -433,11 +479,19 @@ def run(ctx: Context, date: dt.date, *, force: bool = False) -> None:
         ctx.say(f"{reason}: no standup (--force runs it anyway)")
         return
     prompt(ctx, date, force=force)
-    remind_at = ctx.local(date, settings.remind_time)
-    if ctx.now() < remind_at:
-        ctx.say(f"waiting until {remind_at:%H:%M %Z} to remind")
-    wait_until(ctx, remind_at)
-    remind(ctx, date, force=force)
+    if settings.per_member_timezone:
+        # Each member at their own REMIND_TIME: remind returns when the next one is due.
+        next_at = remind(ctx, date, force=force)
+        while next_at is not None:
+            ctx.say(f"waiting until {next_at.astimezone(settings.zone):%H:%M %Z} for the next reminder")
+            wait_until(ctx, next_at)
+            next_at = remind(ctx, date)
+    else:
+        remind_at = ctx.local(date, settings.remind_time)
+        if ctx.now() < remind_at:
+            ctx.say(f"waiting until {remind_at:%H:%M %Z} to remind")
+        wait_until(ctx, remind_at)
+        remind(ctx, date, force=force)
     digest_at = ctx.local(date, settings.digest_time)
     if ctx.now() < digest_at:
         ctx.say(f"waiting until {digest_at:%H:%M %Z} to send the digest")

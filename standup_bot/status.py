@@ -36,6 +36,8 @@ def stage_line(ctx: Context, date: dt.date, stage: str, run: StageRun | None) ->
     if run.status == "done":
         tries = f" after {run.attempts} attempts" if run.attempts > 1 else ""
         return f"{stage}: done at {_local(ctx, run.finished_at)}{tries}"
+    if run.status == "partial":
+        return f"{stage}: partly done at {_local(ctx, run.finished_at)}: {run.last_error}"
     if run.status == "running":
         return f"{stage}: running since {_local(ctx, run.started_at)} ({run.owner})"
     return f"{stage}: FAILED at {_local(ctx, run.finished_at)} (attempt {run.attempts}): {run.last_error}"

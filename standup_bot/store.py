@@ -122,6 +122,29 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE replies ADD COLUMN late INTEGER NOT NULL DEFAULT 0;  -- arrived after the digest
         """,
     ),
+    (
+        "0004_partial_stage_runs",
+        # A reminder stage with members still due later (PER_MEMBER_TIMEZONE) is 'partial'.
+        # SQLite cannot change a CHECK constraint in place, so the table is rebuilt.
+        """
+        CREATE TABLE stage_runs_new (
+            channel     TEXT NOT NULL,
+            date        TEXT NOT NULL,
+            stage       TEXT NOT NULL,
+            status      TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'partial')),
+            owner       TEXT NOT NULL,
+            attempts    INTEGER NOT NULL DEFAULT 1,
+            started_at  TEXT NOT NULL,
+            finished_at TEXT,
+            last_error  TEXT,
+            PRIMARY KEY (channel, date, stage)
+        );
+        INSERT INTO stage_runs_new SELECT channel, date, stage, status, owner, attempts, started_at,
+            finished_at, last_error FROM stage_runs;
+        DROP TABLE stage_runs;
+        ALTER TABLE stage_runs_new RENAME TO stage_runs;
+        """,
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -453,17 +476,17 @@ class Store:
             return Claim.CLAIMED, previous
 
     def finish_stage(
-        self, channel: str, date: dt.date, stage: str, owner: str, *, error: str | None = None
+        self, channel: str, date: dt.date, stage: str, owner: str, *, error: str | None = None,
+        partial: str | None = None,
     ) -> None:
-        """Record how a claimed stage ended: done, or failed with a one-line reason."""
+        """Record how a claimed stage ended: done, failed with a one-line reason, or partial
+        (more to do later; `partial` says what), which a later run may claim again."""
+        status = "failed" if error else "partial" if partial else "done"
         with self.transaction() as conn:
             conn.execute(
                 "UPDATE stage_runs SET status = ?, finished_at = ?, last_error = ? "
                 "WHERE channel = ? AND date = ? AND stage = ? AND owner = ?",
-                (
-                    "failed" if error else "done", utc_now_iso(), error,
-                    channel, date.isoformat(), stage, owner,
-                ),
+                (status, utc_now_iso(), error or partial, channel, date.isoformat(), stage, owner),
             )
 
     def stage_run(self, channel: str, date: dt.date, stage: str) -> StageRun | None:
