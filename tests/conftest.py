@@ -220,3 +220,22 @@ def wait_for(condition: Callable[[], Any], timeout: float = 5.0, what: str = "co
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
+
+
+def _register_hypothesis_profiles() -> None:
+    """Register the property tests' profiles; HYPOTHESIS_PROFILE picks one (default "fast")."""
+    from hypothesis import HealthCheck
+    from hypothesis import settings as hypothesis_settings
+
+    # One listener (a function-scoped fixture) serves every example of a test, and some
+    # examples are 40,000-character messages: neither is a problem here.
+    common: dict[str, Any] = {
+        "deadline": None,
+        "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    }
+    hypothesis_settings.register_profile("fast", max_examples=30, **common)
+    hypothesis_settings.register_profile("long", max_examples=10_000, **common)
+    hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+
+
+_register_hypothesis_profiles()
