@@ -44,13 +44,30 @@ def catch_up_stages(settings: Settings, local_now: dt.datetime, done: Collection
     return [stage for stage in due if stage not in done]
 
 
-def stage_triggers(settings: Settings) -> list[tuple[str, Any]]:
-    """Return each stage with its APScheduler cron trigger in the team's zone."""
+def _local_cron_trigger(**fields: Any) -> Any:
+    """Return a CronTrigger that fires a local time repeated by a fall-back change only once.
+
+    APScheduler 3.11 fires such a time on both offsets (02:30 CEST and 02:30 CET).
+    """
     from apscheduler.triggers.cron import CronTrigger
 
+    class LocalCronTrigger(CronTrigger):  # type: ignore[misc]
+        def get_next_fire_time(self, previous_fire_time: Any, now: Any) -> Any:
+            fire = super().get_next_fire_time(previous_fire_time, now)
+            if fire is not None and previous_fire_time is not None and fire.fold:
+                previous = previous_fire_time.astimezone(self.timezone).replace(tzinfo=None, fold=0)
+                if fire.replace(tzinfo=None, fold=0) == previous:
+                    return super().get_next_fire_time(fire, fire)
+            return fire
+
+    return LocalCronTrigger(**fields)
+
+
+def stage_triggers(settings: Settings) -> list[tuple[str, Any]]:
+    """Return each stage with its APScheduler cron trigger in the team's zone."""
     days = ",".join(settings.workdays)
     return [
-        (stage, CronTrigger(day_of_week=days, hour=at.hour, minute=at.minute, timezone=settings.zone))
+        (stage, _local_cron_trigger(day_of_week=days, hour=at.hour, minute=at.minute, timezone=settings.zone))
         for stage, at in (
             ("prompt", settings.prompt_time),
             ("remind", settings.remind_time),
