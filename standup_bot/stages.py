@@ -162,7 +162,7 @@ def _post_prompt(ctx: Context, date: dt.date) -> str:
     settings = ctx.settings
     late_by = None
     if date == ctx.today():
-        late_by = ctx.now() - ctx.local(date, settings.prompt_time)
+        late_by = dt.timedelta(seconds=ctx.now().timestamp() - ctx.local(date, settings.prompt_time).timestamp())
         late_by = late_by if late_by > dt.timedelta(minutes=30) else None
     text, blocks = build_prompt(
         settings.questions, date, settings.digest_time, settings.timezone, late_by=late_by
@@ -461,7 +461,9 @@ def smtp_settings(settings: Settings) -> mail.SmtpSettings:
 def wait_until(ctx: Context, target: dt.datetime) -> None:
     """Sleep until an aware datetime, in slices so a suspended VM or clock jump is noticed."""
     while True:
-        remaining = (target - ctx.now()).total_seconds()
+        # Timestamps, not datetime subtraction: two datetimes in one ZoneInfo subtract as
+        # wall times, which is wrong across a daylight-saving change.
+        remaining = target.timestamp() - ctx.now().timestamp()
         if remaining <= 0:
             return
         ctx.sleep(min(remaining, 300.0))
