@@ -39,12 +39,18 @@ STANDUP_CHANNEL = "C0123456789"
 # People who reply but are not listed still appear in the digest; they are never reminded.
 MEMBERS: list[str] = []
 
-# The questions of the prompt, in order.
+# The questions of the prompt, in order. The one that mentions blockers (else the last)
+# is the blockers question.
 QUESTIONS = [
     "What did you do yesterday?",
     "What will you do today?",
     "Anything blocking you?",
 ]
+
+# Member IDs (e.g. the team lead) who get a DM for each report whose blockers answer is
+# not empty ("none", "n/a", "-", "nothing", … count as empty), with the blocker and a link
+# to the reply: once per report, and an update when the blocker is edited. Empty: no DMs.
+BLOCKER_CONTACTS: list[str] = []
 
 # --- Time -------------------------------------------------------------------------------
 # IANA time zone in which the times below are read (and "today" is decided).

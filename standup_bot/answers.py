@@ -29,7 +29,10 @@ from dataclasses import dataclass
 
 from .markup import tokenize, unescape
 
-__all__ = ["Answers", "blocker_similarity", "is_empty_blocker", "same_blocker", "split_answers"]
+__all__ = [
+    "BLOCKERS", "DONE", "PLAN", "Answers", "blocker_similarity", "is_empty_blocker", "question_index",
+    "same_blocker", "split_answers",
+]
 
 
 @dataclass(frozen=True)
@@ -753,6 +756,16 @@ def _break_inline_headings(lines: Sequence[str], vocab: _Vocabulary) -> list[str
                 start, current = match.end(), question
         broken.append(line[start:])
     return broken
+
+
+def question_index(questions: Sequence[str], group: str) -> int | None:
+    """Return the index of the question that asks about a keyword group, or None.
+
+    ``group`` is DONE, PLAN or BLOCKERS; a question belongs to the group whose keywords
+    its words name most ("Anything blocking you?" → BLOCKERS), the first such question
+    when several do. The same mapping decides which heading answers which question.
+    """
+    return _vocabulary(tuple(questions)).group_question.get(group)
 
 
 def split_answers(text: str, questions: Sequence[str]) -> Answers:

@@ -17,6 +17,7 @@ from pathlib import Path
 from . import stages
 from .listener_app import build_app, serve_http
 from .mail_sink import MailSink
+from .model import Reply
 from .settings import PROJECT_DIR, Settings
 from .slack import SlackApi, make_client
 from .slack_simulator import SlackSimulator
@@ -31,8 +32,10 @@ TEAM = {
     "U0CAROL": ("carol", "Carol Chen"),
     "U0DAVE": ("dave", "Dave Diaz"),
     "U0ERIN": ("erin", "Erin Evans"),
+    "U0LENA": ("lena", "Lena Lopez"),
 }
 MEMBERS = ("U0ALICE", "U0BOB", "U0DAVE", "U0ERIN")  # Carol is a guest: not in MEMBERS
+LEAD = "U0LENA"  # the team lead: gets blockers by DM (BLOCKER_CONTACTS), does not report
 
 
 def run_demo(*, say: Callable[[str], None], verbose: bool = False, output_dir: Path | None = None) -> int:
@@ -50,7 +53,7 @@ def run_demo(*, say: Callable[[str], None], verbose: bool = False, output_dir: P
             slack_bot_token=TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=sim.base_url,
             standup_channel=CHANNEL, members=MEMBERS, timezone="UTC", smtp_host=sink.host,
             smtp_port=sink.port, smtp_security="none", mail_from="standup-bot@demo.example",
-            digest_recipients=("manager@demo.example",), data_dir=data_dir,
+            digest_recipients=("manager@demo.example",), data_dir=data_dir, blocker_contacts=(LEAD,),
         )
         store = Store.open(data_dir)
         client = make_client(TOKEN, sim.base_url, timeout=5)
@@ -83,6 +86,8 @@ def _play_day(
     ctx: stages.Context, sim: SlackSimulator, store: Store, date: dt.date, say: Callable[[str], None]
 ) -> None:
     say(f"Demo standup day {date} in #team-standup (a local Slack simulator; no network).")
+    _seed_previous_day(store, date - dt.timedelta(days=1))
+    say("0. the store already holds yesterday's reports of alice and bob (for 'Planned last time')")
     say("1. 10:00 the bot posts the prompt")
     stages.prompt(ctx, date)
     prompt_ts = store.prompt_ts(CHANNEL, date)
@@ -99,19 +104,44 @@ def _play_day(
     sim.user_posts("U0CAROL", CHANNEL, "Guest here: pairing with Alice on the release <3", thread_ts=prompt_ts)
     _wait(lambda: len(store.stored_replies(CHANNEL, date)) >= 3)
     say(f"   the listener recorded {len(store.stored_replies(CHANNEL, date))} replies")
+    say("   bob's reply now names a blocker: the listener escalates it to the lead (BLOCKER_CONTACTS)")
+    _wait(lambda: bool(sim.dms_to(LEAD)))
+    for dm in sim.dms_to(LEAD):
+        say(f"   DM to {TEAM[LEAD][1]}: {_indented(dm['text'])}")
 
     say("3. the listener goes down; erin replies meanwhile (the bot reads the thread back, so she still counts)")
     sim.deliver_events_to(None, SIGNING_SECRET)
-    sim.user_posts("U0ERIN", CHANNEL, "Yesterday: on-call\nToday: postmortem write-up", thread_ts=prompt_ts)
+    sim.user_posts("U0ERIN", CHANNEL, (
+        "Yesterday: on-call\nToday: postmortem write-up\nBlockers: need <@U0ALICE>'s review of the runbook"
+    ), thread_ts=prompt_ts)
 
     say("4. 11:30 the bot reminds whoever hasn't answered (dave never does)")
     stages.remind(ctx, date)
     for user in MEMBERS:
         for dm in sim.dms_to(user):
             say(f"   DM to {TEAM[user][1]}: {dm['text']}")
+    say("   reading the thread back, the bot also finds erin's blocker and escalates it")
+    for dm in sim.dms_to(LEAD)[1:]:
+        say(f"   DM to {TEAM[LEAD][1]}: {_indented(dm['text'])}")
 
     say("5. 12:00 the bot emails the digest")
     stages.digest(ctx, date)
+
+
+def _seed_previous_day(store: Store, previous: dt.date) -> None:
+    """Store yesterday's prompt and two reports, as if the bot had run then too."""
+    base = dt.datetime.combine(previous, dt.time(10, 0), tzinfo=dt.UTC).timestamp()
+    store.save_prompt(CHANNEL, previous, f"{base:.6f}")
+    store.record_reply(CHANNEL, previous, Reply(f"{base + 600:.6f}", "U0ALICE", (
+        "*Yesterday:* login page\n*Today:* finish the login PR and review bob's draft\n*Blockers:* none"
+    )))
+    store.record_reply(CHANNEL, previous, Reply(f"{base + 900:.6f}", "U0BOB", (
+        "Yesterday: CI cleanup\nToday: fix the flaky tests\nBlockers: waiting on ops for API keys"
+    )))
+
+
+def _indented(text: str) -> str:
+    return "\n      ".join(text.splitlines())
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> None:

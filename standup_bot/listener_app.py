@@ -20,12 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 
+from . import blockers, slash
 from .away import AwayInputError, apply_request, parse_request
 from .errors import SlackError, StoreError
-from .reports import reply_from_message
+from .form import FormReports
+from .messages import EDIT_FORM_ACTION, FORM_CALLBACK_ID, OPEN_FORM_ACTION
+from .reports import group_reports, reply_from_message
 from .settings import Settings
 from .slack import SlackApi
 from .store import Store
@@ -111,7 +116,20 @@ class ReplyRecorder:
         if is_new and change.kind == "reply" and self.settings.confirm_with_reaction:
             self._confirm(change.channel, reply.ts)
         log.info("%s reply %s from %s for %s", "recorded" if is_new else "updated", reply.ts, reply.user, date)
+        # Also for a redelivery: escalation is claimed per contact, and this retries a failed DM.
+        self.escalate_blockers(change.channel, date, reply.user)
         return "recorded" if is_new else "updated"
+
+    def escalate_blockers(self, channel: str, date: dt.date, user: str) -> None:
+        """DM BLOCKER_CONTACTS about the member's blocker for the date, from the stored report."""
+        if not self.settings.blocker_contacts:
+            return
+        replies = [s.reply for s in self.store.stored_replies(channel, date) if s.reply.user == user and not s.deleted]
+        for report in group_reports(replies):
+            blockers.escalate_report(
+                self.settings, self.store, self.slack, channel, date, report,
+                lambda member: blockers.member_name(self.store, self.slack, member),
+            )
 
     def _confirm(self, channel: str, ts: str) -> None:
         try:
@@ -125,8 +143,10 @@ def build_app(
     settings: Settings, store: Store, client: WebClient, *, socket_mode: bool = False,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> App:
-    """Build the Bolt app: message events recorded, `/standup` answered, everything acknowledged."""
+    """Build the Bolt app: message events recorded, `/standup` answered, the form served,
+    everything acknowledged."""
     recorder = ReplyRecorder(settings, store, SlackApi(client))
+    forms = FormReports(settings, store, SlackApi(client))
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret or None,
@@ -148,6 +168,47 @@ def build_app(
     def on_standup_command(ack: Ack, command: dict[str, Any]) -> None:
         # The answer goes back in the acknowledgement, shown only to the member who asked.
         ack(answer_standup_command(settings, store, command, now().astimezone(settings.zone).date()))
+
+    # Buttons and modals: ack() first (Slack waits 3 s), then act; the trigger_id that
+    # views.open needs lives 3 s too. https://docs.slack.dev/interactivity/handling-user-interaction/
+    @app.action(OPEN_FORM_ACTION)
+    def on_open_form(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        _interact("open the form", lambda: forms.open(body))
+
+    @app.action(EDIT_FORM_ACTION)
+    def on_edit_form(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        _interact("open the form to edit", lambda: forms.edit(body))
+
+    @app.view(FORM_CALLBACK_ID)
+    def on_form_submitted(ack: Ack, body: dict[str, Any]) -> None:
+        try:
+            checked = forms.check(body)
+        except StoreError as exc:
+            log.error("could not check a form submission: %s", exc)
+            checked = {"q0": "Sorry, I could not save that just now; please try again in a minute."}
+        if isinstance(checked, dict):
+            ack(response_action="errors", errors=checked)  # the modal stays open, showing why
+            return
+        ack()  # closes the modal
+        if _interact("post the form report", lambda: forms.publish(checked)) is None:
+            forms.tell(checked.user, "Sorry, I could not post your standup just now; please send it again.")
+            return
+        # The bot's own message event is dropped by Bolt, so the recorder never sees it.
+        _interact("escalate the form report's blocker", lambda: _escalate(checked.date, checked.user))
+
+    def _escalate(date: dt.date, user: str) -> str:
+        recorder.escalate_blockers(settings.standup_channel, date, user)
+        return "done"
+
+    def _interact(what: str, act: Callable[[], str]) -> str | None:
+        """Run an interaction after its ack; a failure is logged (there is no one to answer)."""
+        try:
+            return act()
+        except (SlackError, StoreError) as exc:
+            log.error("could not %s: %s", what, exc)
+            return None
 
     @app.error
     def on_error(error: Exception, response: BoltResponse | None) -> None:
@@ -195,7 +256,13 @@ def answer_standup_command(settings: Settings, store: Store, command: Mapping[st
     user = command.get("user_id")
     if not isinstance(user, str) or not user:
         return "Sorry, Slack did not say who you are; try again."
+    words = str(command.get("text") or "").split()
+    first = words[0].lower() if words else ""
     try:
+        if first in slash.STATUS_WORDS:
+            return slash.status_answer(settings, store, user, today)
+        if first == "mine":
+            return slash.mine_answer(store, settings.standup_channel, user, words[1:], today)
         request = parse_request(str(command.get("text") or ""), today)
         return apply_request(store, settings.standup_channel, user, request, today, source="slash")
     except AwayInputError as exc:
@@ -205,9 +272,34 @@ def answer_standup_command(settings: Settings, store: Store, command: Mapping[st
         return "Sorry, I could not save that just now; please try again in a minute."
 
 
+class TolerantRequestHandler(SlackRequestHandler):
+    """Bolt's WSGI handler, except for a body Bolt cannot handle: one it cannot parse
+    (`payload=` that is not a JSON object) fails before the signature is checked, and some
+    malformed payloads (`"actions": []`, `"actions": "x"`) crash Bolt's listener matching;
+    each would be a 500, which Slack retries to no avail. Such a request is dispatched again
+    with an empty body but its raw bytes, so the signature is still verified (401 when bad)
+    and a signed one gets a 200 that does nothing. The crash itself is logged by `on_error`."""
+
+    def dispatch(self, request: WsgiHttpRequest) -> BoltResponse:
+        """Dispatch a request to the app; one it cannot handle as an empty one."""
+        body, query, headers = request.get_body(), request.query_string, request.get_headers()
+        try:
+            bolt_request = BoltRequest(body=body, query=query, headers=headers)
+            if isinstance(bolt_request.body, dict):
+                response = self.app.dispatch(bolt_request)
+                if response.status < 500:
+                    return response
+            log.warning("a request to %s could not be handled; acknowledging it", EVENTS_PATH)
+        except (ValueError, TypeError, AttributeError, LookupError) as exc:
+            log.warning("a request to %s could not be handled (%r); acknowledging it", EVENTS_PATH, exc)
+        empty = BoltRequest(body="", query=query, headers=headers)
+        empty.raw_body = body  # the signature covers the bytes as sent
+        return self.app.dispatch(empty)
+
+
 def wsgi_app(app: App, store: Store) -> Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]:
     """Return the WSGI application: Slack requests on /slack/events, a health check on /healthz."""
-    slack_handler = SlackRequestHandler(app, path=EVENTS_PATH)
+    slack_handler = TolerantRequestHandler(app, path=EVENTS_PATH)
     replays = ReplayGuard()
 
     def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

@@ -43,6 +43,22 @@ class Digest:
     channel_names: Mapping[str, str] = field(default_factory=dict)  # channel ID -> name
     thread_url: str | None = None  # permalink of the prompt
     from_store_only: bool = False  # the thread could not be read; built from the listener's copy
+    # member -> what they said in their previous report (an earlier date in the store)
+    previous: Mapping[str, PreviousReport] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PreviousReport:
+    """The answers of a member's most recent report before the digest's date that matter today.
+
+    Both in Slack markup as typed. ``plan`` is None when unknown (no "today" answer, or a
+    report without recognisable sections). ``blocker`` is "" when they reported none and
+    None when unknown.
+    """
+
+    date: dt.date
+    plan: str | None
+    blocker: str | None
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,16 @@ from dataclasses import dataclass
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from standup_bot.answers import same_blocker
 from standup_bot.markup import defuse_entities, is_safe_url, one_line, to_html, to_text
-from standup_bot.model import Digest, Report
+from standup_bot.model import Digest, PreviousReport, Report
+from standup_bot.structured import (
+    Roles,
+    blocker_of,
+    question_labels,
+    question_roles,
+    report_answers,
+)
 
 
 @dataclass(frozen=True)
@@ -30,9 +38,45 @@ class _ReplyView:
 
 
 @dataclass(frozen=True)
+class _Piece:
+    """A piece of user text rendered both ways."""
+
+    text: str  # plain text, possibly several lines
+    html: Markup
+
+
+@dataclass(frozen=True)
+class _PlanView:
+    date: str
+    text: str
+    html: Markup
+
+
+@dataclass(frozen=True)
+class _AnswerView:
+    label: str
+    text: str
+    html: Markup
+    planned: _PlanView | None = None  # what they planned last time, under their "yesterday" answer
+
+
+@dataclass(frozen=True)
 class _ReportView:
     name: str
-    replies: tuple[_ReplyView, ...]
+    replies: tuple[_ReplyView, ...]  # shown as typed when the report has no recognisable sections
+    answers: tuple[_AnswerView, ...] = ()  # shown instead when it has
+    note: _Piece | None = None  # what a structured report says outside its sections
+    edited: bool = False
+    files: tuple[str, ...] = ()
+    planned: _PlanView | None = None  # the plan, when there is no "yesterday" answer to show it under
+
+
+@dataclass(frozen=True)
+class _BlockerView:
+    name: str
+    text: str
+    html: Markup
+    change: str  # "new since last time", "same as last time", or "" when unknown
 
 
 @functools.cache
@@ -88,7 +132,22 @@ def _thread_url(digest: Digest) -> str | None:
     return url if one_line(url) == url and " " not in url else None
 
 
-def _report_view(digest: Digest, report: Report) -> _ReportView:
+def _piece(digest: Digest, text: str) -> _Piece:
+    """Render a piece of Slack markup as plain text and as escaped HTML."""
+    return _Piece(
+        text=to_text(text, digest.user_names, digest.channel_names).strip(),
+        html=to_html(text.strip(), digest.user_names, digest.channel_names),
+    )
+
+
+def _plan_view(digest: Digest, previous: PreviousReport | None) -> _PlanView | None:
+    if previous is None or not previous.plan:
+        return None
+    piece = _piece(digest, previous.plan)
+    return _PlanView(date=previous.date.isoformat(), text=piece.text, html=piece.html)
+
+
+def _report_view(digest: Digest, report: Report, roles: Roles, labels: tuple[str, ...]) -> _ReportView:
     replies = tuple(
         _ReplyView(
             text=to_text(reply.text, digest.user_names, digest.channel_names).strip(),
@@ -98,13 +157,51 @@ def _report_view(digest: Digest, report: Report) -> _ReportView:
         )
         for reply in report.replies
     )
-    return _ReportView(name=_name(digest, report.user), replies=replies)
+    planned = _plan_view(digest, digest.previous.get(report.user))
+    answers = report_answers(report, digest.questions)
+    name = _name(digest, report.user)
+    if not answers.structured:
+        return _ReportView(name=name, replies=replies, planned=planned)
+    views: list[_AnswerView] = []
+    for index, (label, part) in enumerate(zip(labels, answers.parts, strict=True)):
+        if part is None or not part.strip():
+            continue
+        piece = _piece(digest, part)
+        under = planned if index == roles.done else None
+        planned = None if under is not None else planned
+        views.append(_AnswerView(label=label, text=piece.text, html=piece.html, planned=under))
+    return _ReportView(
+        name=name, replies=replies, answers=tuple(views),
+        note=_piece(digest, answers.note) if answers.note.strip() else None,
+        edited=any(reply.edited for reply in report.replies),
+        files=tuple(file for reply in replies for file in reply.files),
+        planned=planned,
+    )
+
+
+def _blocker_views(digest: Digest, roles: Roles) -> list[_BlockerView]:
+    """Return each reporter's blocker, in the order of the reports, marked new or the same as last time."""
+    views = []
+    for report in digest.reports:
+        blocker = blocker_of(report_answers(report, digest.questions), roles)
+        if blocker is None:
+            continue
+        previous = digest.previous.get(report.user)
+        change = ""
+        if previous is not None and previous.blocker is not None:
+            same = bool(previous.blocker) and same_blocker(previous.blocker, blocker)
+            change = "same as last time" if same else "new since last time"
+        piece = _piece(digest, blocker)
+        views.append(_BlockerView(_name(digest, report.user), piece.text, piece.html, change))
+    return views
 
 
 def render_digest(digest: Digest) -> RenderedDigest:
     """Render the digest's subject, plain-text part and HTML part."""
     subject = digest_subject(digest)
     reported, expected = _counts(digest)
+    roles = question_roles(digest.questions)
+    labels = tuple(_line(label) for label in question_labels(digest.questions))
     context = {
         "subject": subject,
         "channel": _line(digest.channel_name) or digest.channel_id,
@@ -114,7 +211,9 @@ def render_digest(digest: Digest) -> RenderedDigest:
         "thread_url": _thread_url(digest),
         "from_store_only": digest.from_store_only,
         "questions": [_line(question) for question in digest.questions],
-        "reports": [_report_view(digest, report) for report in digest.reports],
+        "has_blockers_question": roles.blockers is not None,
+        "blockers": _blocker_views(digest, roles),
+        "reports": [_report_view(digest, report, roles, labels) for report in digest.reports],
         "missing": [_name(digest, user) for user in digest.missing],
         "away": [_name(digest, user) for user in digest.away],
         "not_yet_due": [_name(digest, user) for user in digest.not_yet_due],

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .messages import REPORT_EVENT_TYPE, report_body
 from .model import Reply, Report, StoredReply, ts_key
 
 # Message subtypes that are still a person writing in the thread. Anything else
@@ -20,19 +21,18 @@ def reply_from_message(
     """Return the Reply a thread message represents, or None when it is not a report.
 
     Not reports: the parent, messages from any bot, system subtypes, and messages
-    without an author.
+    without an author. The one exception among bot messages: a report sent with the form,
+    which the bot posts with `standup_report` metadata naming the member (see form_reply).
     """
     ts = message.get("ts")
     user = message.get("user")
-    if not isinstance(ts, str) or not isinstance(user, str) or not user:
-        return None
-    if ts == thread_ts or message.get("thread_ts") != thread_ts:
+    if not isinstance(ts, str) or ts == thread_ts or message.get("thread_ts") != thread_ts:
         return None
     if message.get("subtype") not in REPORT_SUBTYPES:
         return None
     if message.get("bot_id") or message.get("bot_profile") or user in (bot_user_id, "USLACKBOT"):
-        return None
-    if bot_id and message.get("bot_id") == bot_id:
+        return form_reply(message, bot_id)
+    if not isinstance(user, str) or not user:
         return None
     text = message.get("text")
     files = tuple(
@@ -47,6 +47,34 @@ def reply_from_message(
         edited=isinstance(message.get("edited"), Mapping),
         files=files,
     )
+
+
+def form_reply(message: Mapping[str, Any], bot_id: str = "") -> Reply | None:
+    """Return the member's Reply a bot message carries as `standup_report` metadata, or None.
+
+    The bot posts a form submission as its own message; the metadata says whose report it
+    is. Only our bot's messages count when its `bot_id` is known (any app may post metadata).
+    https://docs.slack.dev/messaging/message-metadata/
+    """
+    metadata = message.get("metadata")
+    if not isinstance(metadata, Mapping) or metadata.get("event_type") != REPORT_EVENT_TYPE:
+        return None
+    payload = metadata.get("event_payload")
+    member = payload.get("user") if isinstance(payload, Mapping) else None
+    if not isinstance(member, str) or not _MEMBER_ID.match(member):
+        return None
+    if bot_id and message.get("bot_id") != bot_id:
+        return None
+    ts, text = message.get("ts"), message.get("text")
+    if not isinstance(ts, str):
+        return None
+    return Reply(
+        ts=ts, user=member, text=report_body(text) if isinstance(text, str) else "",
+        edited=isinstance(message.get("edited"), Mapping),
+    )
+
+
+_MEMBER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 def replies_from_thread(

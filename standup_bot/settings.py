@@ -64,6 +64,7 @@ class Settings:
     slack_app_token: str = field(default="", repr=False)
     slack_api_url: str = "https://slack.com/api/"
     members: tuple[str, ...] = ()
+    blocker_contacts: tuple[str, ...] = ()  # member IDs who get a DM about each blocker
     questions: tuple[str, ...] = DEFAULT_QUESTIONS
     timezone: str = "UTC"
     prompt_time: dt.time = dt.time(10, 0)
@@ -337,6 +338,7 @@ SETTINGS: Mapping[str, tuple[Any, _Parser]] = {
     "SLACK_API_URL": ("https://slack.com/api/", _url),
     "STANDUP_CHANNEL": (_REQUIRED, _channel),
     "MEMBERS": ((), _id_list(_MEMBER_ID, "U012AB3CD")),
+    "BLOCKER_CONTACTS": ((), _id_list(_MEMBER_ID, "U012AB3CD")),
     "QUESTIONS": (DEFAULT_QUESTIONS, _questions),
     "TIMEZONE": ("UTC", _timezone),
     "PROMPT_TIME": ("10:00", _clock),
@@ -473,6 +475,7 @@ def settings_from_mapping(
         slack_api_url=clean["SLACK_API_URL"],
         standup_channel=clean["STANDUP_CHANNEL"],
         members=clean["MEMBERS"],
+        blocker_contacts=clean["BLOCKER_CONTACTS"],
         questions=clean["QUESTIONS"],
         timezone=clean["TIMEZONE"],
         prompt_time=clean["PROMPT_TIME"],

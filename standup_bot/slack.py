@@ -33,11 +33,15 @@ log = logging.getLogger(__name__)
 # conversations.replies and .members: ask for 200 a page (Slack's recommendation); the
 # pagination loop copes with any smaller page Slack imposes (15 for some apps since 2025).
 PAGE_SIZE = 200
+# After Slack proved unreachable, further calls fail at once for this long.
+UNREACHABLE_PAUSE = 60.0
+# Errors after which a post may or may not have reached Slack.
+AMBIGUOUS = frozenset({"timeout", "server_error"})
 SLACKBOT_ID = "USLACKBOT"
 
 
 class ServerErrorRetry(RetryHandler):
-    """Retry HTTP 5xx answers (slack_sdk's own handler only knows 500 and 503)."""
+    """Retry HTTP 5xx answers (slack_sdk's own handler only knows 500 and 503), except posts."""
 
     def _can_retry(
         self,
@@ -47,6 +51,10 @@ class ServerErrorRetry(RetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> bool:
+        # A post answered with a 5xx may have been posted all the same; the stage checks for
+        # it before trying again, so it is not retried blindly here.
+        if request.url.rstrip("/").endswith("/chat.postMessage"):
+            return False
         return response is not None and 500 <= response.status_code < 600
 
 
@@ -148,9 +156,17 @@ class SlackApi:
     def __init__(self, client: WebClient, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = client
         self._sleep = sleep
+        self._down_until = 0.0
+        self._down_reason = ""
 
     def _call(self, method: str, **params: Any) -> dict[str, Any]:
+        if time.monotonic() < self._down_until:
+            # Slack could not be reached a moment ago: fail at once rather than spend another
+            # round of timeouts and back-offs on each of the calls that follow.
+            raise SlackError(self._down_reason, "unreachable")
         context = {k: str(v) for k, v in params.items() if k in ("channel", "user") and v}
+        if "users" in params and "user" not in context:  # conversations.open names its member so
+            context["user"] = str(params["users"])
         # Some methods answer HTTP 200 with `rate_limited`, which the retry handlers don't see.
         for attempt in range(3):
             try:
@@ -167,17 +183,21 @@ class SlackApi:
                     raise SlackError(
                         f"Slack API {method} failed with HTTP {exc.response.status_code} after retries; "
                         "Slack may be having trouble (https://slack-status.com), try again later",
-                        code,
+                        "server_error",
                     ) from None
                 needed = str(data.get("needed") or "?")
                 raise SlackError(explain(method, code, needed=needed, **context), code) from None
             except (SlackClientError, URLError, OSError) as exc:
                 reason = getattr(exc, "reason", None) or exc
-                raise SlackError(
+                message = (
                     f"cannot reach Slack at {self.client.base_url} ({method}: {reason}); "
-                    "check the network and SLACK_API_URL",
-                    "unreachable",
-                ) from None
+                    "check the network and SLACK_API_URL"
+                )
+                if isinstance(reason, TimeoutError):
+                    # Slack may have done it and only been slow to answer: not proof it is down.
+                    raise SlackError(message, "timeout") from None
+                self._down_until, self._down_reason = time.monotonic() + UNREACHABLE_PAUSE, message
+                raise SlackError(message, "unreachable") from None
         raise AssertionError("unreachable")  # the loop always returns or raises
 
     def _pages(self, method: str, key: str, **params: Any) -> Iterator[Any]:
@@ -211,8 +231,37 @@ class SlackApi:
         return str(self._call("chat.postMessage", **params)["ts"])
 
     def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
-        """Return every message of a thread, parent first, following cursors."""
-        return list(self._pages("conversations.replies", "messages", channel=channel, ts=ts))
+        """Return every message of a thread, parent first, following cursors.
+
+        With their metadata: a report sent with the form is the bot's message, and only its
+        `standup_report` metadata says whose report it is.
+        """
+        return list(
+            self._pages("conversations.replies", "messages", channel=channel, ts=ts, include_all_metadata=True)
+        )
+
+    def update_message(
+        self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Replace the text, blocks and metadata of one of the bot's messages (chat.update)."""
+        params: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}
+        if blocks:
+            params["blocks"] = blocks
+        if metadata:
+            params["metadata"] = metadata
+        self._call("chat.update", **params)
+
+    def post_ephemeral(self, channel: str, user: str, text: str, *, thread_ts: str | None = None) -> None:
+        """Show a message to one member of a channel only (chat.postEphemeral)."""
+        params: dict[str, Any] = {"channel": channel, "user": user, "text": text}
+        if thread_ts:
+            params["thread_ts"] = thread_ts
+        self._call("chat.postEphemeral", **params)
+
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> dict[str, Any]:
+        """Open a modal for the member who clicked; `trigger_id` is valid for 3 s (views.open)."""
+        return dict(self._call("views.open", trigger_id=trigger_id, view=view).get("view") or {})
 
     def recent_messages(self, channel: str, oldest: str) -> list[dict[str, Any]]:
         """Return the channel's top-level messages since `oldest`, with their metadata."""

@@ -1020,6 +1020,9 @@ class SlackSimulator:
         blocks = _json_list(p.get("blocks"), "invalid_blocks_format")
         if not text and not blocks and not msg.get("blocks"):
             raise _ApiError("no_text")
+        metadata = _parse_metadata(p.get("metadata"))
+        if metadata is not None:  # chat.update replaces the metadata when it is given
+            msg["metadata"] = metadata
         self._edit(ch, msg, self.bot_user_id, text, blocks, out)
         return {
             "channel": ch.id,

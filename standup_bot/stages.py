@@ -12,16 +12,24 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import mail, markup, render
+from . import blockers, mail, markup, render
 from .errors import MailError, SlackError, StageError, StandupError
 from .member_time import member_remind_at, not_yet_due
-from .messages import PROMPT_EVENT_TYPE, build_prompt, build_reminder, prompt_metadata
-from .model import Digest, Reply, ts_key
+from .messages import (
+    PROMPT_EVENT_TYPE,
+    REMINDER_EVENT_TYPE,
+    build_prompt,
+    build_reminder,
+    prompt_metadata,
+    reminder_metadata,
+)
+from .model import Digest, PreviousReport, Reply, Report, ts_key
 from .reports import (
     group_reports,
     merge_replies,
@@ -31,12 +39,13 @@ from .reports import (
     who_to_remind,
 )
 from .settings import Settings
-from .slack import SlackApi, display_name, is_human
+from .slack import AMBIGUOUS, SlackApi, display_name, is_human
 from .store import Claim, StageRun, Store
+from .structured import previous_report
 
 log = logging.getLogger(__name__)
 
-USER_CACHE_AGE = dt.timedelta(hours=12)
+USER_CACHE_AGE = blockers.USER_CACHE_AGE
 STAGES = ("prompt", "remind", "digest")
 
 
@@ -52,7 +61,7 @@ class Context:
     say: Callable[[str], None] = print
     # Told how each stage ended (error None on success), e.g. to ping HEALTHCHECK_URL.
     notify: Callable[[str, dt.date, str | None], None] = lambda stage, date, error: None
-    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    owner: str = field(default_factory=lambda: this_owner())
     _bot: dict[str, Any] | None = None
 
     @property
@@ -75,22 +84,48 @@ class Context:
         return self._bot
 
 
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        return ""
+
+
+def _start_time(pid: int) -> str:
+    """Return a process's start time in clock ticks since boot ('' when unknown)."""
+    try:
+        # The command name (field 2) may hold spaces; the fields after its ')' are fixed.
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def this_owner() -> str:
+    """Return who claims a stage: host, pid, boot and process start, so a reused pid after a
+    reboot is not mistaken for the claimant."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_boot_id()}:{_start_time(pid)}"
+
+
 def owner_alive(owner: str) -> bool:
     """Tell whether the process that claimed a stage may still be running.
 
-    On this host we can ask the kernel. A claim from another host (a shared data dir)
-    is assumed alive; `--force` overrides it.
+    On this host we ask the kernel (and compare the boot and the process's start time, in
+    case the pid was reused). A claim from another host (a shared data dir) is assumed
+    alive; the store lets any claim go after an hour, and `--force` overrides it.
     """
-    host, _, pid = owner.rpartition(":")
+    host, pid, boot, start = [*owner.split(":"), "", "", ""][:4]
     if host != socket.gethostname() or not pid.isdigit():
         return True
+    if boot and boot != _boot_id():
+        return False
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not start or start == _start_time(int(pid)) or not _start_time(int(pid))
 
 
 _Stage = TypeVar("_Stage", bound=Callable[..., Any])
@@ -148,7 +183,7 @@ def prompt(ctx: Context, date: dt.date, *, force: bool = False) -> None:
             # posted before it could record the ts.
             ts = _find_posted_prompt(ctx, date)
         if ts is None:
-            ts = _post_prompt(ctx, date)
+            ts = _post_prompt_once(ctx, date)
         ctx.store.save_prompt(ctx.channel, date, ts)
     except (SlackError, MailError) as exc:
         _fail(ctx, date, "prompt", exc)
@@ -156,6 +191,27 @@ def prompt(ctx: Context, date: dt.date, *, force: bool = False) -> None:
     ctx.store.finish_stage(ctx.channel, date, "prompt", ctx.owner)
     log.info("prompt for %s posted in %s (ts %s)", date, ctx.channel, ts)
     ctx.say(f"prompt for {date} posted in {ctx.channel}")
+
+
+def _post_prompt_once(ctx: Context, date: dt.date, attempts: int = 3) -> str:
+    """Post the prompt, retrying a post that may have landed only after looking for it."""
+    for attempt in range(attempts):
+        try:
+            return _post_prompt(ctx, date)
+        except SlackError as exc:
+            if exc.code not in AMBIGUOUS or attempt + 1 == attempts:
+                raise
+            log.warning("posting the prompt may have failed (%s); checking before trying again", exc)
+            # After a timeout, give a slow Slack as long to finish the post as we gave it to answer.
+            slow = ctx.settings.slack_timeout if exc.code == "timeout" else 0.0
+            ctx.sleep(max(slow, 2.0**attempt))
+            try:
+                found = _find_posted_prompt(ctx, date)
+            except SlackError:
+                found = None
+            if found is not None:
+                return found
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def _post_prompt(ctx: Context, date: dt.date) -> str:
@@ -172,14 +228,8 @@ def _post_prompt(ctx: Context, date: dt.date) -> str:
 
 def _find_posted_prompt(ctx: Context, date: dt.date) -> str | None:
     oldest = ctx.local(date, dt.time(0, 0)) - dt.timedelta(days=1)
-    bot_id = ctx.bot().get("bot_id")
     for message in ctx.slack.recent_messages(ctx.channel, oldest=f"{oldest.timestamp():.6f}"):
-        metadata = message.get("metadata") or {}
-        if (
-            message.get("bot_id") == bot_id
-            and metadata.get("event_type") == PROMPT_EVENT_TYPE
-            and (metadata.get("event_payload") or {}).get("date") == date.isoformat()
-        ):
+        if _is_our(ctx, message, PROMPT_EVENT_TYPE, date):
             log.info("found the prompt for %s already posted (ts %s); not posting again", date, message["ts"])
             return str(message["ts"])
     return None
@@ -289,8 +339,10 @@ def remind(ctx: Context, date: dt.date, *, force: bool = False) -> dt.datetime |
         return None
     later: list[dt.datetime] = []
     try:
+        _settle_interrupted_reminders(ctx, date, prompt_ts)
         replies, _ = current_replies(ctx, date, prompt_ts)
         reports = group_reports(replies)
+        _escalate_blockers(ctx, date, reports)  # the thread read back: one more chance before the digest
         expected = expected_members(ctx)
         status = {} if force else ctx.store.reminded(ctx.channel, date)
         targets = who_to_remind(expected, reports, status)
@@ -342,6 +394,34 @@ def _due_now(ctx: Context, date: dt.date, targets: Sequence[str]) -> tuple[list[
     return due, later
 
 
+def _settle_interrupted_reminders(ctx: Context, date: dt.date, since_ts: str) -> None:
+    """Decide the reminders a killed run left half-done: sent if the DM is there, else retry.
+
+    Each reminder carries message metadata, so the bot's DM history tells whether it went out.
+    """
+    for user, state in ctx.store.reminded(ctx.channel, date).items():
+        if state != "sending":
+            continue
+        try:
+            sent = any(
+                _is_our(ctx, message, REMINDER_EVENT_TYPE, date)
+                for message in ctx.slack.recent_messages(ctx.slack.open_dm(user), oldest=since_ts)
+            )
+        except SlackError as exc:
+            log.warning("could not check whether %s was reminded (%s); reminding again", user, exc)
+            sent = False
+        ctx.store.finish_reminder(ctx.channel, date, user, error=None if sent else "interrupted")
+
+
+def _is_our(ctx: Context, message: dict[str, Any], event_type: str, date: dt.date) -> bool:
+    metadata = message.get("metadata") or {}
+    return (
+        message.get("bot_id") == ctx.bot().get("bot_id")
+        and metadata.get("event_type") == event_type
+        and (metadata.get("event_payload") or {}).get("date") == date.isoformat()
+    )
+
+
 def _send_reminders(ctx: Context, date: dt.date, targets: Sequence[str], text: str, force: bool) -> None:
     failed: list[str] = []
     last_error = ""
@@ -349,7 +429,7 @@ def _send_reminders(ctx: Context, date: dt.date, targets: Sequence[str], text: s
         if not ctx.store.claim_reminder(ctx.channel, date, user, force=force):
             continue
         try:
-            ctx.slack.post_message(ctx.slack.open_dm(user), text)
+            ctx.slack.post_message(ctx.slack.open_dm(user), text, metadata=reminder_metadata(date))
         except SlackError as exc:
             ctx.store.finish_reminder(ctx.channel, date, user, error=str(exc))
             log.error("reminder to %s failed: %s", user, exc)
@@ -380,6 +460,7 @@ def digest(ctx: Context, date: dt.date, *, force: bool = False) -> None:
     recipients = [r for r in settings.digest_recipients if r not in already]
     try:
         content = build_digest(ctx, date, prompt_ts)
+        _escalate_blockers(ctx, date, content.reports, content.user_names)  # by the digest at the latest
         rendered = render.render_digest(content)
         message = mail.build_message(
             subject=rendered.subject, text=rendered.text, html=rendered.html,
@@ -423,6 +504,10 @@ def build_digest(ctx: Context, date: dt.date, prompt_ts: str) -> Digest:
     for reply in replies:
         users |= markup.mentioned_user_ids(reply.text)
         channels |= markup.mentioned_channel_ids(reply.text)
+    previous = previous_reports(ctx, date, [report.user for report in reports])
+    for earlier in previous.values():
+        users |= markup.mentioned_user_ids(earlier.plan or "")
+        channels |= markup.mentioned_channel_ids(earlier.plan or "")
     names = {u: user_name(ctx, u) for u in sorted(users)}
     channel_names = {c: _channel_name(ctx, c) for c in sorted(channels)}
     try:
@@ -437,8 +522,41 @@ def build_digest(ctx: Context, date: dt.date, prompt_ts: str) -> Digest:
         away=tuple(user for user in expected if user in away),
         not_yet_due=tuple(user for user in expected if user in later),
         user_names=names, channel_names=channel_names, thread_url=thread_url,
-        from_store_only=from_store_only,
+        from_store_only=from_store_only, previous=previous,
     )
+
+
+def previous_reports(ctx: Context, date: dt.date, users: Sequence[str]) -> dict[str, PreviousReport]:
+    """Return each member's most recent report before a date, from the store, when there is one."""
+    found: dict[str, PreviousReport] = {}
+    for user in users:
+        earlier = ctx.store.previous_replies(ctx.channel, user, date)
+        if earlier is not None:
+            report = previous_report(earlier[0], earlier[1], ctx.settings.questions)
+            if report is not None:
+                found[user] = report
+    return found
+
+
+def _escalate_blockers(
+    ctx: Context, date: dt.date, reports: Sequence[Report], names: Mapping[str, str] | None = None
+) -> None:
+    """DM BLOCKER_CONTACTS about each blocker not escalated yet (the listener may have been down).
+
+    A failed DM holds neither the reminders nor the digest back: it is said, logged and
+    retried on the next occasion.
+    """
+    if not ctx.settings.blocker_contacts:
+        return
+    failed = blockers.escalate_reports(
+        ctx.settings, ctx.store, ctx.slack, ctx.channel, date, reports,
+        lambda user: (names or {}).get(user) or user_name(ctx, user),
+    )
+    if failed:
+        ctx.say(
+            f"could not send {len(failed)} blocker DM(s) ({', '.join(failed)}); each is retried "
+            "when the listener sees that member's reply again, or by the next remind or digest run"
+        )
 
 
 def _channel_name(ctx: Context, channel: str) -> str:
@@ -481,6 +599,24 @@ def run(ctx: Context, date: dt.date, *, force: bool = False) -> None:
         ctx.say(f"{reason}: no standup (--force runs it anyway)")
         return
     prompt(ctx, date, force=force)
+    remind_failure: StandupError | None = None
+    try:
+        _remind_in_turn(ctx, date, force)
+    except StandupError as exc:
+        # The managers still get their digest; the failure is reported when the day ends.
+        remind_failure = exc
+        ctx.say(f"error: {exc}")
+    digest_at = ctx.local(date, settings.digest_time)
+    if ctx.now() < digest_at:
+        ctx.say(f"waiting until {digest_at:%H:%M %Z} to send the digest")
+    wait_until(ctx, digest_at)
+    digest(ctx, date, force=force)
+    if remind_failure is not None:
+        raise remind_failure
+
+
+def _remind_in_turn(ctx: Context, date: dt.date, force: bool) -> None:
+    settings = ctx.settings
     if settings.per_member_timezone:
         # Each member at their own REMIND_TIME: remind returns when the next one is due.
         next_at = remind(ctx, date, force=force)
@@ -488,14 +624,9 @@ def run(ctx: Context, date: dt.date, *, force: bool = False) -> None:
             ctx.say(f"waiting until {next_at.astimezone(settings.zone):%H:%M %Z} for the next reminder")
             wait_until(ctx, next_at)
             next_at = remind(ctx, date)
-    else:
-        remind_at = ctx.local(date, settings.remind_time)
-        if ctx.now() < remind_at:
-            ctx.say(f"waiting until {remind_at:%H:%M %Z} to remind")
-        wait_until(ctx, remind_at)
-        remind(ctx, date, force=force)
-    digest_at = ctx.local(date, settings.digest_time)
-    if ctx.now() < digest_at:
-        ctx.say(f"waiting until {digest_at:%H:%M %Z} to send the digest")
-    wait_until(ctx, digest_at)
-    digest(ctx, date, force=force)
+        return
+    remind_at = ctx.local(date, settings.remind_time)
+    if ctx.now() < remind_at:
+        ctx.say(f"waiting until {remind_at:%H:%M %Z} to remind")
+    wait_until(ctx, remind_at)
+    remind(ctx, date, force=force)

@@ -145,8 +145,49 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE stage_runs_new RENAME TO stage_runs;
         """,
     ),
+    (
+        "0005_blockers",
+        # One row per (report, contact): the blocker being or last sent to that contact.
+        """
+        CREATE TABLE escalations (
+            channel      TEXT NOT NULL,
+            date         TEXT NOT NULL,
+            user         TEXT NOT NULL,              -- the member whose report names the blocker
+            contact      TEXT NOT NULL,              -- one of BLOCKER_CONTACTS
+            blocker      TEXT NOT NULL,              -- the text claimed for sending (Slack markup)
+            reply_ts     TEXT NOT NULL,              -- the reply that holds it (linked in the DM)
+            status       TEXT NOT NULL CHECK (status IN ('sending', 'sent', 'failed')),
+            sent_blocker TEXT,                       -- the text the contact last received, NULL: none yet
+            updated_at   TEXT NOT NULL,
+            sent_at      TEXT,
+            last_error   TEXT,
+            PRIMARY KEY (channel, date, user, contact)
+        );
+        """,
+    ),
+    (
+        "0006_form_reports",
+        # A member's report sent with the form is one bot reply in the thread; a second
+        # submission edits that reply (chat.update), so its ts is kept here. The reply
+        # itself is a row in `replies` like any other, with source 'form'.
+        """
+        CREATE TABLE form_reports (
+            channel    TEXT NOT NULL,
+            date       TEXT NOT NULL,
+            user       TEXT NOT NULL,               -- the member whose report it is
+            ts         TEXT NOT NULL,               -- the bot's reply in the prompt's thread
+            answers    TEXT NOT NULL,               -- JSON list, one answer per question, as typed
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (channel, date, user)
+        );
+        CREATE UNIQUE INDEX form_reports_by_ts ON form_reports (channel, ts);
+        """,
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# No stage takes this long; a claim older than this is from a process that is gone (on
+# another host, where we cannot ask the kernel).
+STALE_CLAIM = dt.timedelta(hours=1)
 
 # A reply first recorded once the day's digest went out is late (it counts for its day).
 _DIGEST_SENT = (
@@ -466,7 +507,8 @@ class Store:
                 return Claim.CLAIMED, None
             if previous.status == "done" and not force:
                 return Claim.ALREADY_DONE, previous
-            if previous.status == "running" and owner_alive(previous.owner) and not force:
+            stale = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(previous.started_at) > STALE_CLAIM
+            if previous.status == "running" and owner_alive(previous.owner) and not force and not stale:
                 return Claim.IN_PROGRESS, previous
             conn.execute(
                 "UPDATE stage_runs SET status = 'running', owner = ?, attempts = attempts + 1, "
@@ -617,6 +659,95 @@ class Store:
         )
         return {r["ts"] for r in rows}
 
+    def previous_replies(self, channel: str, user: str, before: dt.date) -> tuple[dt.date, list[Reply]] | None:
+        """Return a member's replies of the latest date before `before` on which they replied, or None."""
+        rows = self._read(
+            "SELECT max(date) AS date FROM replies WHERE channel = ? AND user = ? AND date != '' AND date < ? "
+            "AND deleted = 0",
+            (channel, user, before.isoformat()),
+        )
+        if not rows or rows[0]["date"] is None:
+            return None
+        date = dt.date.fromisoformat(rows[0]["date"])
+        replies = [
+            stored.reply for stored in self.stored_replies(channel, date)
+            if stored.reply.user == user and not stored.deleted
+        ]
+        return date, sorted(replies, key=lambda reply: ts_key(reply.ts))
+
+    # -- blocker escalations -----------------------------------------------------------
+    def claim_escalation(
+        self, channel: str, date: dt.date, user: str, contact: str, blocker: str, reply_ts: str
+    ) -> str | None:
+        """Claim the DM telling a contact about a member's blocker for a date.
+
+        Return "new" (the contact has heard of no blocker in this report), "update" (they
+        were sent another text) or None: nothing to send, because that text was sent or
+        is being sent. A failed DM is claimable again.
+        """
+        now = utc_now_iso()
+        key = (channel, date.isoformat(), user, contact)
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT status, blocker, sent_blocker FROM escalations "
+                "WHERE channel = ? AND date = ? AND user = ? AND contact = ?",
+                key,
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO escalations (channel, date, user, contact, blocker, reply_ts, status, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'sending', ?)",
+                    (*key, blocker, reply_ts, now),
+                )
+                return "new"
+            if row["blocker"] == blocker and row["status"] in ("sent", "sending"):
+                return None
+            if row["sent_blocker"] == blocker and row["status"] != "sending":
+                # Edited back to what the contact already has: nothing new to tell.
+                conn.execute(
+                    "UPDATE escalations SET blocker = ?, reply_ts = ?, status = 'sent', updated_at = ?, "
+                    "last_error = NULL WHERE channel = ? AND date = ? AND user = ? AND contact = ?",
+                    (blocker, reply_ts, now, *key),
+                )
+                return None
+            conn.execute(
+                "UPDATE escalations SET blocker = ?, reply_ts = ?, status = 'sending', updated_at = ? "
+                "WHERE channel = ? AND date = ? AND user = ? AND contact = ?",
+                (blocker, reply_ts, now, *key),
+            )
+            # Something reached (or is on its way to) the contact already: this corrects it.
+            return "update" if row["sent_blocker"] is not None or row["status"] == "sending" else "new"
+
+    def finish_escalation(
+        self, channel: str, date: dt.date, user: str, contact: str, blocker: str, *, error: str | None = None
+    ) -> None:
+        """Record a claimed escalation DM as sent, or as failed (claimable again next time).
+
+        A newer claim (the blocker edited meanwhile) keeps its own status.
+        """
+        now = utc_now_iso()
+        key = (channel, date.isoformat(), user, contact)
+        with self.transaction() as conn:
+            if error is None:
+                conn.execute(
+                    "UPDATE escalations SET sent_blocker = ?, sent_at = ? "
+                    "WHERE channel = ? AND date = ? AND user = ? AND contact = ?",
+                    (blocker, now, *key),
+                )
+            conn.execute(
+                "UPDATE escalations SET status = ?, updated_at = ?, last_error = ? "
+                "WHERE channel = ? AND date = ? AND user = ? AND contact = ? AND blocker = ?",
+                ("failed" if error else "sent", now, error, *key, blocker),
+            )
+
+    def escalations(self, channel: str, date: dt.date) -> dict[tuple[str, str], tuple[str, str | None]]:
+        """Return (member, contact) -> (status, text the contact last received) for a date."""
+        rows = self._read(
+            "SELECT user, contact, status, sent_blocker FROM escalations WHERE channel = ? AND date = ?",
+            (channel, date.isoformat()),
+        )
+        return {(r["user"], r["contact"]): (r["status"], r["sent_blocker"]) for r in rows}
+
     # -- user cache --------------------------------------------------------------------
     def cached_user(self, user_id: str, max_age: dt.timedelta) -> tuple[str, bool, str] | None:
         """Return (name, is_human, tz) when cached more recently than max_age."""
@@ -638,6 +769,100 @@ class Store:
                 (user_id, name, int(is_human), tz, utc_now_iso()),
             )
 
+
+    # -- form reports ------------------------------------------------------------------
+    def save_form_report(
+        self, channel: str, date: dt.date, user: str, ts: str, text: str, answers: Sequence[str]
+    ) -> bool:
+        """Record a report sent with the form as the member's reply (the bot's message `ts`).
+
+        A later submission replaces it: the reply's text is overwritten and it counts as
+        edited. When the earlier reply was gone and the new one is another message, the
+        earlier one is marked deleted. Returns True when the member had no form report yet.
+        """
+        now = utc_now_iso()
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT ts FROM form_reports WHERE channel = ? AND date = ? AND user = ?",
+                (channel, date.isoformat(), user),
+            ).fetchone()
+            if row is not None and row["ts"] != ts:
+                conn.execute(
+                    "UPDATE replies SET deleted = 1, updated_at = ? WHERE channel = ? AND ts = ?",
+                    (now, channel, row["ts"]),
+                )
+            conn.execute(
+                "INSERT INTO replies (channel, date, ts, user, text, edited, version, files, source, "
+                "recorded_at, updated_at, late) VALUES (?, ?, ?, ?, ?, 0, ?, '[]', 'form', ?, ?, "
+                f"{_DIGEST_SENT}) "
+                "ON CONFLICT (channel, ts) DO UPDATE SET user = excluded.user, text = excluded.text, "
+                "edited = 1, deleted = 0, updated_at = excluded.updated_at",
+                (channel, date.isoformat(), ts, user, text, ts, now, now, channel, date.isoformat()),
+            )
+            conn.execute(
+                "INSERT INTO form_reports (channel, date, user, ts, answers, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (channel, date, user) DO UPDATE SET ts = excluded.ts, answers = excluded.answers, "
+                "updated_at = excluded.updated_at",
+                (channel, date.isoformat(), user, ts, json.dumps(list(answers)), now),
+            )
+            return row is None
+
+    def form_report(self, channel: str, date: dt.date, user: str) -> FormReport | None:
+        """Return a member's report sent with the form for a date, or None."""
+        rows = self._read(
+            "SELECT date, user, ts, answers FROM form_reports WHERE channel = ? AND date = ? AND user = ?",
+            (channel, date.isoformat(), user),
+        )
+        return _form_report(rows[0]) if rows else None
+
+    def form_report_at(self, channel: str, ts: str) -> FormReport | None:
+        """Return the report sent with the form whose thread reply has this ts, or None."""
+        rows = self._read(
+            "SELECT date, user, ts, answers FROM form_reports WHERE channel = ? AND ts = ?", (channel, ts)
+        )
+        return _form_report(rows[0]) if rows else None
+
+    def member_reports(
+        self, channel: str, user: str, *, until: dt.date, limit: int
+    ) -> list[tuple[dt.date, list[Reply]]]:
+        """Return a member's reports of the last `limit` dates up to `until` (included), newest first.
+
+        A report is the member's replies of one date that are not deleted and not empty.
+        """
+        rows = self._read(
+            "SELECT date, ts, user, text, edited, files FROM replies WHERE channel = ? AND user = ? "
+            "AND deleted = 0 AND (text != '' OR files != '[]') AND date IN ("
+            "  SELECT DISTINCT date FROM replies WHERE channel = ? AND user = ? AND deleted = 0 "
+            "  AND (text != '' OR files != '[]') AND date != '' AND date <= ? ORDER BY date DESC LIMIT ?)",
+            (channel, user, channel, user, until.isoformat(), limit),
+        )
+        by_date: dict[str, list[Reply]] = {}
+        for r in rows:
+            by_date.setdefault(r["date"], []).append(
+                Reply(r["ts"], r["user"], r["text"], bool(r["edited"]), tuple(json.loads(r["files"])))
+            )
+        return [
+            (dt.date.fromisoformat(date), sorted(replies, key=lambda reply: ts_key(reply.ts)))
+            for date, replies in sorted(by_date.items(), reverse=True)
+        ]
+
+
+@dataclass(frozen=True)
+class FormReport:
+    """A member's report sent with the form: the bot's reply in the thread and the answers."""
+
+    date: dt.date
+    user: str
+    ts: str
+    answers: tuple[str, ...]
+
+
+def _form_report(row: sqlite3.Row) -> FormReport:
+    answers = json.loads(row["answers"])
+    return FormReport(
+        dt.date.fromisoformat(row["date"]), row["user"], row["ts"],
+        tuple(str(a) for a in answers) if isinstance(answers, list) else (),
+    )
 
 def _rollback(conn: sqlite3.Connection) -> None:
     # SQLite may have rolled back already (disk full, I/O error); the original error is

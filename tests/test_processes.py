@@ -132,6 +132,12 @@ def test_standup_demo_finishes_quickly_and_writes_both_digests(tmp_path: Path) -
     assert html.suffix == ".html" and text.suffix == ".txt"
     assert "<html" in html.read_text(encoding="utf-8").lower()
     assert "Alice" in text.read_text(encoding="utf-8")
+    # A blocker escalation by the listener, one by the stages, and plan vs done in the digest.
+    assert "DM to Lena Lopez: :rotating_light: Blocker from *Bob*" in result.stdout
+    assert "DM to Lena Lopez: :rotating_light: Blocker from *Erin*" in result.stdout
+    digest = text.read_text(encoding="utf-8")
+    assert "\nBlockers:\n  - Bob: waiting on #team-standup for API keys (same as last time)\n" in digest
+    assert "      Planned last time (" in digest
 
 
 # -- listener.py -------------------------------------------------------------------------

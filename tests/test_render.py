@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from standup_bot.model import Digest, Reply, Report
+from standup_bot.model import Digest, PreviousReport, Reply, Report
 from standup_bot.render import RenderedDigest, digest_subject, render_digest
 
 QUESTIONS = ("What did you do yesterday?", "What will you do today?", "Anything blocking you?")
@@ -59,6 +59,8 @@ Standup digest for #general, 2026-03-02
 2 of 3 reported
 View the thread in Slack: https://acme.slack.com/archives/C1/p1772445600000100
 
+Blockers: none
+
 Questions:
   1. What did you do yesterday?
   2. What will you do today?
@@ -66,9 +68,9 @@ Questions:
 
 Alice
     Yesterday: done & shipped with @Bob "B" O'Neil, see the PR (https://example.com/a?b=1&c=2)
-    Today: *release* in #general (edited)
-
+    Today: *release* in #general
     Blockers: none :tada:
+    (edited)
     [file: plan.pdf]
 
 Carol
@@ -158,7 +160,7 @@ def test_text_part_warns_when_built_from_the_listeners_copy() -> None:
 
 def test_text_part_has_no_thread_line_without_a_thread_url() -> None:
     text = render_digest(make_digest(thread_url=None)).text
-    assert text.startswith("Standup digest for #general, 2026-03-02\n2 of 3 reported\n\nQuestions:")
+    assert text.startswith("Standup digest for #general, 2026-03-02\n2 of 3 reported\n\nBlockers: none\n\nQuestions:")
     assert "View the thread" not in text
 
 
@@ -202,11 +204,12 @@ def test_html_part_shows_the_same_content() -> None:
         "Standup digest for #general, 2026-03-02 (2 of 3 reported) "
         "Standup digest for #general 2026-03-02 · 2 of 3 reported "
         "View the thread in Slack "
+        "Blockers None. "
         "Questions: What did you do yesterday? What will you do today? Anything blocking you? "
         "Alice "
-        'Yesterday: done & shipped with @Bob "B" O\'Neil, see the PR'
-        "Today: release in #general (edited) "
-        "Blockers: none :tada: [file: plan.pdf] "
+        'Yesterday: done & shipped with @Bob "B" O\'Neil, see the PR '
+        "Today: release in #general "
+        "Blockers: none :tada: (edited) [file: plan.pdf] "
         "Carol [file: screenshot.png] "
         'Not reported Bob "B" O\'Neil'
     )
@@ -215,10 +218,14 @@ def test_html_part_shows_the_same_content() -> None:
 def test_html_part_renders_reply_markup() -> None:
     html = render_digest(make_digest()).html
     assert (
-        "Yesterday: done &amp; shipped with <strong>@Bob &#34;B&#34; O&#39;Neil</strong>, see "
-        '<a href="https://example.com/a?b=1&amp;c=2">the PR</a><br>'
-        "Today: <strong>release</strong> in <strong>#general</strong>"
+        "<strong>Yesterday:</strong> done &amp; shipped with <strong>@Bob &#34;B&#34; O&#39;Neil</strong>, see "
+        '<a href="https://example.com/a?b=1&amp;c=2">the PR</a></div>'
     ) in html
+    assert "<strong>Today:</strong> <strong>release</strong> in <strong>#general</strong></div>" in html
+    # A reply without sections is shown as typed, its lines joined by <br>.
+    unstructured = Reply(ts="1.1", user="U1", text="done &amp; shipped\n*release* in <#C1|general>")
+    html = render_digest(make_digest(reports=(Report("U1", (unstructured,)),))).html
+    assert "done &amp; shipped<br><strong>release</strong> in <strong>#general</strong>" in html
 
 
 def test_html_part_links_to_the_thread() -> None:
@@ -324,6 +331,115 @@ def test_html_part_handles_a_forty_thousand_character_reply() -> None:
     assert rendered.html.count("<strong>@Bob &#34;B&#34; O&#39;Neil</strong>") == text.count("<@U2>")
     assert rendered.text.count('@Bob "B" O\'Neil') == text.count("<@U2>")
     assert rendered.text.endswith('\n\nNot reported:\n  - Bob "B" O\'Neil\n')
+
+
+# --- structured reports, blockers, plan vs done ------------------------------------------
+
+BOB_BLOCKED = Report(
+    user="U2",
+    replies=(Reply(ts="1772446000.000500", user="U2", text="1. VPN setup\n2. docs\n3. waiting on <@U1> for the *VPN* token"),),
+)
+CAROL_BLOCKED = Report(
+    user="U3",
+    replies=(Reply(ts="1772446100.000600", user="U3", text="Yesterday: x\nToday: y\nBlockers: the staging DB is down"),),
+)
+YESTERDAY = dt.date(2026, 2, 27)
+
+
+def test_blockers_come_first_each_with_its_member_and_whether_it_is_new() -> None:
+    digest = make_digest(
+        reports=(ALICE, BOB_BLOCKED, CAROL_BLOCKED), missing=(),
+        previous={
+            "U2": PreviousReport(YESTERDAY, None, "still waiting for the VPN token from Alice"),
+            "U3": PreviousReport(YESTERDAY, None, ""),
+        },
+    )
+    rendered = render_digest(digest)
+    assert (
+        "\n\nBlockers:\n"
+        '  - Bob "B" O\'Neil: waiting on @Alice for the *VPN* token (same as last time)\n'
+        "  - Carol: the staging DB is down (new since last time)\n"
+        "\nQuestions:"
+    ) in rendered.text
+    assert rendered.text.index("Blockers:") < rendered.text.index("\nAlice\n")
+    assert "Alice:" not in rendered.text.split("Questions:")[0]  # "none" is no blocker
+    html = rendered.html
+    assert html.index(">Blockers</h2>") < html.index(">\nQuestions:") < html.index(">Alice</h2>")
+    assert (
+        "<li dir=\"auto\" style=\"margin:0 0 4px 0;word-wrap:break-word;overflow-wrap:break-word;\">"
+        "<strong>Carol</strong>: the staging DB is down "
+        '<span style="color:#868686;font-size:13px;">(new since last time)</span></li>'
+    ) in html
+    # Without an earlier report to compare with, nothing is claimed about it.
+    assert "  - Carol: the staging DB is down\n" in render_digest(make_digest(reports=(CAROL_BLOCKED,))).text
+
+
+def test_the_blockers_section_is_left_out_without_a_blockers_question_or_reports() -> None:
+    two = ("What did you do yesterday?", "What will you do today?")
+    rendered = render_digest(make_digest(questions=two, reports=(CAROL_BLOCKED,)))
+    assert "Blockers" not in rendered.text.split("Questions:")[0]
+    assert ">Blockers</h2>" not in rendered.html
+    rendered = render_digest(make_digest(reports=(), missing=("U1",)))
+    assert "Blockers" not in rendered.text and "Blockers" not in rendered.html
+
+
+def test_a_structured_report_shows_each_answer_under_its_short_label() -> None:
+    text = render_digest(make_digest(reports=(BOB_BLOCKED,))).text
+    assert (
+        'Bob "B" O\'Neil\n'
+        "    Yesterday: VPN setup\n"
+        "    Today: docs\n"
+        "    Blockers: waiting on @Alice for the *VPN* token\n"
+    ) in text
+    custom = ("Wins?", "Anything in your way?")
+    report = Report("U3", (Reply("1.1", "U3", "shipped\nline two\n\nthe build"),))
+    text = render_digest(make_digest(questions=custom, reports=(report,))).text
+    assert "Carol\n    Wins?: shipped\n      line two\n    Blockers: the build\n" in text
+
+
+def test_what_was_planned_last_time_is_shown_under_what_was_done() -> None:
+    plan = PreviousReport(YESTERDAY, "set up the *VPN* with <@U1>", "")
+    digest = make_digest(reports=(BOB_BLOCKED,), previous={"U2": plan})
+    rendered = render_digest(digest)
+    assert (
+        "    Yesterday: VPN setup\n"
+        "      Planned last time (2026-02-27): set up the *VPN* with @Alice\n"
+        "    Today: docs\n"
+    ) in rendered.text
+    assert (
+        '<div dir="auto" style="margin:0 0 6px 0;"><strong>Yesterday:</strong> VPN setup</div>\n'
+        '<div dir="auto" style="margin:-4px 0 6px 12px;color:#616061;font-size:14px;">'
+        "Planned last time (2026-02-27): set up the <strong>VPN</strong> with <strong>@Alice</strong></div>"
+    ) in rendered.html
+
+
+def test_the_plan_follows_a_report_without_sections_and_is_skipped_when_unknown() -> None:
+    loose = Report("U2", (Reply("1.1", "U2", "mostly meetings"),))
+    plan = PreviousReport(YESTERDAY, "ship the VPN", None)
+    text = render_digest(make_digest(reports=(loose,), previous={"U2": plan})).text
+    assert 'Bob "B" O\'Neil\n    mostly meetings\n    Planned last time (2026-02-27): ship the VPN\n' in text
+    unknown = PreviousReport(YESTERDAY, None, None)
+    text = render_digest(make_digest(reports=(BOB_BLOCKED,), previous={"U2": unknown})).text
+    assert "Planned" not in text and "(same as" not in text and "(new since" not in text
+
+
+def test_structured_answers_blockers_and_plans_stay_escaped() -> None:
+    nasty = "<script>alert(1)</script> &lt;img src=x onerror=alert(1)&gt; <javascript:alert(1)|click>"
+    reports = tuple(
+        Report(user, (Reply(f"1.{n}", user, f"Yesterday: {nasty}\nToday: {nasty}\nBlockers: {nasty}"),))
+        for n, user in enumerate(("U1", "U2", "U3"))
+    )
+    previous = {user: PreviousReport(YESTERDAY, nasty, "") for user in ("U1", "U2", "U3")}
+    names = {"U1": "<b>Alice</b>", "U2": '"><img src=x>', "U3": "Carol"}
+    rendered = render_digest(make_digest(reports=reports, previous=previous, user_names=names))
+    tags = parse(rendered.html).tags
+    assert {tag for tag, _ in tags} <= TEMPLATE_TAGS | MARKUP_TAGS
+    assert [attrs["href"] for tag, attrs in tags if tag == "a"] == [THREAD_URL]  # javascript: is no link
+    assert "<script" not in rendered.html and "<img" not in rendered.html and "<b>" not in rendered.html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in rendered.html
+    # Per report: three answers, the plan under "Yesterday", the blocker in the Blockers section.
+    assert rendered.html.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 3 * 5
+    assert "  - <b>Alice</b>: <script>alert(1)</script> <img src=x onerror=alert(1)> click" in rendered.text
 
 
 def test_rendered_digest_is_frozen() -> None:

@@ -29,6 +29,7 @@ def test_defaults_follow_the_contract(tmp_path: Path):
     settings = settings_from_mapping(VALID, base_dir=tmp_path)
     assert settings.slack_api_url == "https://slack.com/api/"
     assert settings.members == ()
+    assert settings.blocker_contacts == ()
     assert len(settings.questions) == 3
     assert settings.timezone == "UTC"
     assert (settings.prompt_time, settings.remind_time, settings.digest_time) == (
@@ -57,6 +58,8 @@ def test_every_missing_required_setting_is_named_at_once():
         ("STANDUP_CHANNEL", "general", "Channel ID at the bottom"),
         ("MEMBERS", "U012AB3CD", "must be a list of member IDs"),
         ("MEMBERS", ["alice"], "'alice' is not a member ID"),
+        ("BLOCKER_CONTACTS", "U0LEAD", "must be a list of member IDs"),
+        ("BLOCKER_CONTACTS", ["@lead"], "'@lead' is not a member ID"),
         ("QUESTIONS", [], "non-empty list"),
         ("QUESTIONS", "What?", "must be a list of strings"),
         ("TIMEZONE", "Mars/Olympus", "unknown time zone 'Mars/Olympus'"),

@@ -506,6 +506,72 @@ def test_force_claims_a_reminder_that_was_already_sent(store):
     assert store.claim_reminder(CHANNEL, DAY, BOB, force=True) is True
 
 
+# -- blocker escalations ----------------------------------------------------------------------
+LEAD, DEPUTY = "ULEAD", "UDEPUTY"
+
+
+def test_an_escalation_is_claimed_once_per_contact_and_not_again_for_the_same_text(store):
+    assert store.claim_escalation(CHANNEL, DAY, ALICE, LEAD, "VPN", "1.1") == "new"
+    assert store.claim_escalation(CHANNEL, DAY, ALICE, LEAD, "VPN", "1.1") is None  # being sent
+    assert store.claim_escalation(CHANNEL, DAY, ALICE, DEPUTY, "VPN", "1.1") == "new"
+    store.finish_escalation(CHANNEL, DAY, ALICE, LEAD, "VPN")
+
+    assert store.claim_escalation(CHANNEL, DAY, ALICE, LEAD, "VPN", "1.1") is None
+    assert store.escalations(CHANNEL, DAY) == {(ALICE, LEAD): ("sent", "VPN"), (ALICE, DEPUTY): ("sending", None)}
+    # Another member, another date: their own rows.
+    assert store.claim_escalation(CHANNEL, DAY, BOB, LEAD, "VPN", "1.2") == "new"
+    assert store.claim_escalation(CHANNEL, DAY + dt.timedelta(days=1), ALICE, LEAD, "VPN", "2.1") == "new"
+
+
+def test_a_changed_blocker_is_claimed_as_an_update_and_a_change_back_as_nothing(store):
+    store.claim_escalation(CHANNEL, DAY, ALICE, LEAD, "VPN", "1.1")
+    store.finish_escalation(CHANNEL, DAY, ALICE, LEAD, "VPN")
+
+    assert store.claim_escalation(CHANNEL, DAY, ALICE, LEAD, "VPN and the DB", "1.1") == "update"
+    store.finish_escalation(CHANNEL, DAY, ALICE, LEAD, "VPN and the DB", error="ratelimited")
+    assert store.escalations(CHANNEL, DAY) == {(ALICE, LEAD): ("failed", "VPN")}
+    # Edited back before the update got through: the contact already has that text.
+    assert store.claim_escalation(CHANNEL, DAY, ALICE, LEAD, "VPN", "1.1") is None
+    assert store.escalations(CHANNEL, DAY) == {(ALICE, LEAD): ("sent", "VPN")}
+
+
+def test_a_failed_escalation_is_claimed_again_as_new_when_nothing_reached_the_contact(store):
+    store.claim_escalation(CHANNEL, DAY, ALICE, LEAD, "VPN", "1.1")
+    store.finish_escalation(CHANNEL, DAY, ALICE, LEAD, "VPN", error="user_disabled")
+    assert store.escalations(CHANNEL, DAY) == {(ALICE, LEAD): ("failed", None)}
+
+    assert store.claim_escalation(CHANNEL, DAY, ALICE, LEAD, "VPN", "1.1") == "new"
+
+
+def test_a_slow_send_finishing_late_does_not_mark_a_newer_claim_sent(store):
+    store.claim_escalation(CHANNEL, DAY, ALICE, LEAD, "VPN", "1.1")
+    # An edit is escalated while the first DM is still on its way: it follows as an update.
+    assert store.claim_escalation(CHANNEL, DAY, ALICE, LEAD, "VPN and the DB", "1.1") == "update"
+    store.finish_escalation(CHANNEL, DAY, ALICE, LEAD, "VPN")
+    assert store.escalations(CHANNEL, DAY) == {(ALICE, LEAD): ("sending", "VPN")}
+
+    store.finish_escalation(CHANNEL, DAY, ALICE, LEAD, "VPN and the DB")
+    assert store.escalations(CHANNEL, DAY) == {(ALICE, LEAD): ("sent", "VPN and the DB")}
+
+
+def test_previous_replies_are_a_members_latest_earlier_date_in_the_store(store):
+    earlier, before = DAY - dt.timedelta(days=7), DAY - dt.timedelta(days=3)
+    store.record_reply(CHANNEL, earlier, _reply("1.1", text="a week ago"))
+    store.record_reply(CHANNEL, before, _reply("2.2", text="second"))
+    store.record_reply(CHANNEL, before, _reply("2.1", text="first"))
+    store.record_reply(CHANNEL, before, _reply("2.3", user=BOB, text="bob's"))
+    store.record_reply(CHANNEL, before, _reply("2.4", text="deleted"))
+    store.delete_reply(CHANNEL, "2.4")
+    store.record_reply(CHANNEL, DAY, _reply("3.1", text="today"))
+    store.record_reply(OTHER_CHANNEL, DAY - dt.timedelta(days=1), _reply("4.1", text="elsewhere"))
+
+    date, replies = store.previous_replies(CHANNEL, ALICE, DAY)
+    assert date == before
+    assert [r.text for r in replies] == ["first", "second"]
+    assert store.previous_replies(CHANNEL, ALICE, earlier) is None
+    assert store.previous_replies(CHANNEL, CAROL, DAY) is None
+
+
 # -- user cache -------------------------------------------------------------------------------
 
 

@@ -1,0 +1,233 @@
+"""The digest at 50, 500 and 5,000 members who all replied, end to end through `stages.digest`.
+
+    .venv/bin/python bench/digest_scale.py [--runs 3] [--sizes 50,500,5000]
+
+For each size, a fresh simulator (in its own process, bench/_simhost.py) holds N members in
+the channel, the prompt (posted by `stages.prompt`) and one reply per member (three lines,
+a mention and a link, as people write them). `stages.digest(ctx, date, force=True)` then
+reads the thread back page by page (conversations.replies, the client asking limit=200,
+the simulator capping pages at page_size_cap), syncs it into SQLite, looks up names,
+renders text and HTML, and sends one email to the local SMTP sink. Timed in-process with
+time.perf_counter around the whole call; phases by timing wrappers around the functions the
+stage calls (no package code changed).
+
+"cold" is the first digest: every name is looked up with users.info (the user cache in
+SQLite lasts 12 h, so a daily digest finds it stale). "warm" is the median of the next runs.
+Rows: page cap 1000 for 50/500/5000, and page cap 15 (Slack's limit for some apps since
+2025) for 500. One more row shows the proposed change (names from users.list pages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import _support as S
+
+
+def reply_text(i: int, n: int) -> str:
+    return (
+        f"*Yesterday:* finished <https://git.example.com/pr/{i}|PR {i}> &amp; reviewed <@UB{(i + 1) % n:06d}>'s draft\n"
+        f"*Today:* write the migration for ticket {i * 3}, then on-call handover\n"
+        "*Blockers:* none"
+    )
+
+
+class Phases:
+    """Accumulate wall time per phase by wrapping callables."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def wrap(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                self.seconds[name] += time.perf_counter() - t0
+                self.calls[name] += 1
+
+        return timed
+
+
+def users_list_names(ctx: Any) -> int:
+    """The proposed change, prototyped: fill the name cache from users.list pages."""
+    from standup_bot.slack import display_name, is_human
+
+    count = 0
+    for user in ctx.slack._pages("users.list", "members"):
+        ctx.store.cache_user(str(user["id"]), display_name(user), is_human(user), str(user.get("tz") or ""))
+        count += 1
+    return count
+
+
+def bench_size(members: int, cap: int, runs: int, work: Path, *, users_list: bool = False,
+               page_size: int | None = None, memo_tokenize: bool = False, memo_answers: bool = False) -> dict:
+    import functools
+
+    from standup_bot import mail, markup, render, slack, stages
+    from standup_bot.settings import settings_from_mapping
+    from standup_bot.store import Store
+
+    folder = work / f"digest-{members}-{cap}-{users_list}-{page_size}-{memo_tokenize}-{memo_answers}"
+    with S.SimHost(page_size_cap=cap) as sim:
+        ids = S.member_ids(members)
+        sim.call("users", ids=ids)
+        sim.call("channel", id=S.CHANNEL, name="bench-standup", members=ids)
+        settings = settings_from_mapping({
+            "SLACK_BOT_TOKEN": S.TOKEN, "SLACK_API_URL": sim.base_url, "STANDUP_CHANNEL": S.CHANNEL,
+            "MEMBERS": ids, "TIMEZONE": "UTC", "SMTP_HOST": sim.smtp_host, "SMTP_PORT": sim.smtp_port,
+            "SMTP_SECURITY": "none", "MAIL_FROM": "standup@bench.example",
+            "DIGEST_RECIPIENTS": ["lead@bench.example", "cto@bench.example"], "DATA_DIR": str(folder),
+        })
+        store = Store.open(settings.data_dir)
+        client = slack.make_client(S.TOKEN, sim.base_url, timeout=30)
+        ctx = stages.Context(settings, store, slack.SlackApi(client), now=lambda: dt.datetime.now(dt.UTC),
+                             sleep=time.sleep, say=lambda line: None)
+        date = ctx.today()
+        stages.prompt(ctx, date, force=True)
+        prompt_ts = store.prompt_ts(S.CHANNEL, date)
+        sim.call("replies", channel=S.CHANNEL, thread_ts=prompt_ts, users=ids,
+                 texts=[reply_text(i, members) for i in range(members)])
+        sim.call("reset")
+
+        phases = Phases()
+        originals = {
+            "thread": ctx.slack.thread, "sync": store.sync_thread, "names": stages.user_name,
+            "render": render.render_digest, "build": mail.build_message, "send": mail.send_message,
+        }
+        ctx.slack.thread = phases.wrap("fetch thread", originals["thread"])  # type: ignore[method-assign]
+        store.sync_thread = phases.wrap("sync to SQLite", originals["sync"])  # type: ignore[method-assign]
+        old_page, old_tokenize = slack.PAGE_SIZE, markup.tokenize
+        old_answers = getattr(render, "report_answers", None)
+        if memo_tokenize:  # prototype: tokenize each reply once, not four times
+            markup.tokenize = functools.lru_cache(maxsize=65536)(old_tokenize)
+        if memo_answers and old_answers is not None:  # prototype: split each report into answers once
+            render.report_answers = functools.lru_cache(maxsize=65536)(old_answers)
+        stages.user_name = phases.wrap("names", originals["names"])
+        render.render_digest = phases.wrap("render", originals["render"])
+        mail.build_message = phases.wrap("build mail", originals["build"])
+        mail.send_message = phases.wrap("SMTP send", originals["send"])
+        if page_size:
+            slack.PAGE_SIZE = page_size
+        times, cpu, breakdown = [], [], []
+        try:
+            for run in range(runs + 1):
+                phases.seconds.clear()
+                c0 = time.process_time()
+                t0 = time.perf_counter()
+                if users_list and run == 0:
+                    t_list = time.perf_counter()
+                    users_list_names(ctx)
+                    phases.seconds["users.list"] = time.perf_counter() - t_list
+                stages.digest(ctx, date, force=True)
+                times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
+                breakdown.append(dict(phases.seconds))
+        finally:
+            stages.user_name = originals["names"]
+            render.render_digest = originals["render"]
+            mail.build_message = originals["build"]
+            mail.send_message = originals["send"]
+            slack.PAGE_SIZE, markup.tokenize = old_page, old_tokenize
+            if old_answers is not None:
+                render.report_answers = old_answers
+            store.close()
+        stats = sim.call("stats")
+        mails = sim.call("mails")
+        first = mails[0]
+        ok = (
+            len(mails) == runs + 1 and sorted(first["rcpt_tos"]) == ["cto@bench.example", "lead@bench.example"]
+            and date.isoformat() in first["subject"] and f"({members} of {members} reported)" in first["subject"]
+            and all(f"Member {i}" in first["text"] for i in (0, members // 2, members - 1))
+        )
+    shutil.rmtree(folder, ignore_errors=True)
+    pages = stats["calls"].get("conversations.replies", 0) // (runs + 1)
+    return {"members": members, "cap": cap, "cold": times[0], "warm": S.median(times[1:]),
+            "cold_cpu": cpu[0], "warm_cpu": S.median(cpu[1:]),
+            "cold_phases": breakdown[0], "warm_phases": breakdown[-1], "pages": pages,
+            "users_info": stats["calls"].get("users.info", 0), "users_list": stats["calls"].get("users.list", 0),
+            "mail_kb": first["bytes"] / 1024, "ok": ok}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="warm runs after the cold one (default 3)")
+    parser.add_argument("--sizes", default="50,500,5000")
+    parser.add_argument("--no-proposal", action="store_true", help="skip the users.list prototype row")
+    parser.add_argument("--proposals", action="store_true",
+                        help="also prototype limit=1000 pages, one tokenize per reply, one answer split per "
+                             "report, and all four together")
+    args = parser.parse_args()
+    S.header("Digest at scale (issue #6, target 2)")
+    work = Path(tempfile.mkdtemp(prefix="bench-digest-"))
+    try:
+        sizes = [int(s) for s in args.sizes.split(",")]
+        results = [bench_size(n, 1000, args.runs, work) for n in sizes]
+        if 500 in sizes:
+            results.append(bench_size(500, 15, args.runs, work))
+        if not args.no_proposal and max(sizes) >= 500:
+            proposal = bench_size(max(sizes), 1000, args.runs, work, users_list=True)
+            proposal["label"] = "users.list names (proposal)"
+            results.append(proposal)
+        if args.proposals:
+            n = max(sizes)
+            for label, options in (
+                ("limit=1000 pages (proposal)", {"page_size": 1000}),
+                ("tokenize once (proposal)", {"memo_tokenize": True}),
+                ("answers split once (proposal)", {"memo_answers": True}),
+                ("all four (proposal)", {"users_list": True, "page_size": 1000, "memo_tokenize": True,
+                                         "memo_answers": True}),
+            ):
+                proposal = bench_size(n, 1000, args.runs, work, **options)
+                proposal["label"] = label
+                results.append(proposal)
+        rows = []
+        for r in results:
+            label = r.get("label", f"page cap {r['cap']}")
+            rows.append([r["members"], label, r["pages"], r["users_info"], r["cold"], r["cold_cpu"],
+                         r["cold"] / r["members"] * 1000, r["warm"], r["warm_cpu"], r["warm"] / r["members"] * 1000,
+                         r["mail_kb"], "OK" if r["ok"] else "FAILED"])
+        print(S.table(["members", "variant", "replies calls (pages)", "users.info calls", "cold s", "cold CPU s",
+                       "cold ms/member", "warm s", "warm CPU s", "warm ms/member", "mail KB", "check"], rows))
+        print("(s: wall time of stages.digest; CPU s: this process's CPU time in it (the simulator and the SMTP "
+              "sink run in another process), a figure that load from other processes does not inflate)")
+        print()
+        phase_names = ["users.list", "fetch thread", "sync to SQLite", "names", "render", "build mail", "SMTP send"]
+        prow = []
+        for r in results:
+            for kind in ("cold", "warm"):
+                p = r[f"{kind}_phases"]
+                total = r[kind]
+                other = total - sum(p.values())
+                prow.append([r["members"], r.get("label", f"cap {r['cap']}"), kind, total,
+                             *[p.get(n, 0.0) for n in phase_names], other])
+        print("Where the time goes (seconds; 'other' = claim, store reads, mentions, permalink, channel info)")
+        print(S.table(["members", "variant", "run", "total", *phase_names, "other"], prow))
+        print()
+        base = [r for r in results if r["cap"] == 1000 and "label" not in r]
+        if len(base) >= 2:
+            lo, hi = base[0], base[-1]
+            print(f"linearity, {lo['members']} -> {hi['members']} members (x{hi['members'] / lo['members']:.0f}): "
+                  f"cold time x{hi['cold'] / lo['cold']:.0f}, per member x{(hi['cold'] / hi['members']) / (lo['cold'] / lo['members']):.2f}; "
+                  f"warm time x{hi['warm'] / lo['warm']:.0f}, per member x{(hi['warm'] / hi['members']) / (lo['warm'] / lo['members']):.2f}")
+            big = base[-1]
+            print(f"target 2 ({big['members']:,} members end to end < 2 s): cold {big['cold']:.2f} s, warm {big['warm']:.2f} s -> "
+                  f"{'MET' if big['cold'] < 2 else 'NOT MET cold'}{'' if big['cold'] < 2 else (' (met warm)' if big['warm'] < 2 else '')}")
+        return 0 if all(r["ok"] for r in results) else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
