@@ -626,6 +626,8 @@ class SlackSimulator:
                 # The listener answered before reading the whole body (e.g. 413) and closed
                 # the connection; its answer may still be waiting in the socket.
                 logger.debug("listener at %s closed the connection while we sent", url)
+                if connection.sock is None:  # nothing left to read an answer from
+                    return 0, b""
             response = connection.getresponse()
             return response.status, response.read()
         except (OSError, http.client.HTTPException) as exc:
