@@ -72,6 +72,7 @@ def main(
     stderr = stderr or sys.stderr
     environ = os.environ if environ is None else environ
     os.umask(0o077)  # state, logs and the demo's output are the owner's alone
+    _stop_on_sigterm()
     verbose = "--verbose" in (argv or sys.argv[1:]) or "-v" in (argv or sys.argv[1:])
     settings: Settings | None = None
     try:
@@ -101,7 +102,8 @@ def main(
             logging.getLogger("standup_bot").exception("traceback")
         return exc.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted", file=stderr)
+        log.warning("stopped by a signal; a rerun finishes what is left")
+        print("error: stopped; run the same command again to finish what is left", file=stderr)
         return 130
     except Exception as exc:  # the last line of defence: one line, never a traceback by default
         log.exception("unexpected error")
@@ -115,6 +117,18 @@ def main(
                 trace = trace.replace(secret, "[redacted]")
             print(trace, end="", file=stderr)
         return 1
+
+
+def _stop_on_sigterm() -> None:
+    """Let SIGTERM (systemd, `kill`) unwind like Ctrl-C: logged, state consistent, exit 130."""
+    import signal
+    import threading
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
 
 
 def _scrub(text: str, settings: Settings | None) -> str:

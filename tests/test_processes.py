@@ -197,7 +197,7 @@ def test_listener_stores_signed_replies_answers_healthz_and_stops_on_sigterm(
     assert sim.delivery_results and all(status == 200 for _, status in sim.delivery_results)
 
     process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=10)
+    _, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
     log = (tmp_path / "data" / "listener.log").read_text(encoding="utf-8")
     for secret in (TOKEN, SIGNING_SECRET):
@@ -221,3 +221,36 @@ def test_listener_without_signing_secret_or_app_token_exits_2_naming_the_setting
     assert line.startswith("error: SLACK_SIGNING_SECRET: ")
     assert TOKEN not in result.stdout + result.stderr
     assert sim.requests == []
+
+
+def test_run_stopped_with_sigterm_while_waiting_says_so_and_exits_130(tmp_path, sim, smtp) -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    if dt.datetime.now(ZoneInfo("Etc/GMT+12")).hour >= 23:
+        pytest.skip("too close to midnight in Etc/GMT+12 for a reminder due later today")
+    values = {
+        "SLACK_BOT_TOKEN": "xoxb-test-token", "SLACK_API_URL": sim.base_url, "STANDUP_CHANNEL": "C0STANDUP",
+        "MEMBERS": ["UALICE", "UBOB"], "SMTP_HOST": smtp.host, "SMTP_PORT": smtp.port, "SMTP_SECURITY": "none",
+        "MAIL_FROM": "standup@example.com", "DIGEST_RECIPIENTS": ["lead@example.com"],
+        "DATA_DIR": str(tmp_path / "data"), "WORKDAYS": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "TIMEZONE": "Etc/GMT+12", "PROMPT_TIME": "00:00", "REMIND_TIME": "23:58", "DIGEST_TIME": "23:59",
+    }
+    config = tmp_path / "config.py"
+    config.write_text("".join(f"{k} = {v!r}\n" for k, v in values.items()))
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [sys.executable, str(root / "standup.py"), "run", "--config", str(config)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    deadline = time.monotonic() + 20
+    while not sim.messages("C0STANDUP") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sim.messages("C0STANDUP"), "the prompt was never posted"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=10)
+
+    assert process.returncode == 130
+    assert err.strip().splitlines() == ["error: stopped; run the same command again to finish what is left"]
+    assert "stopped by a signal" in (tmp_path / "data" / "standup.log").read_text()
