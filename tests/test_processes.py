@@ -197,7 +197,7 @@ def test_listener_stores_signed_replies_answers_healthz_and_stops_on_sigterm(
     assert sim.delivery_results and all(status == 200 for _, status in sim.delivery_results)
 
     process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=10)
+    out, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
     log = (tmp_path / "data" / "listener.log").read_text(encoding="utf-8")
     for secret in (TOKEN, SIGNING_SECRET):
