@@ -258,7 +258,9 @@ def current_replies(ctx: Context, date: dt.date, prompt_ts: str) -> tuple[list[R
     except SlackError as exc:
         log.warning("could not read the thread for %s (%s); using the listener's copy", date, exc)
         return merge_replies(None, stored, prompt_ts), True
-    thread = replies_from_thread(messages, prompt_ts)
+    # Only our own bot's form replies are reports; another app's look-alikes are not.
+    bot = ctx.bot()
+    thread = replies_from_thread(messages, prompt_ts, str(bot.get("user_id") or ""), str(bot.get("bot_id") or ""))
     # Replies newer than the newest message we read arrived during the read.
     newest = max((str(m.get("ts", "")) for m in messages), key=ts_key, default=prompt_ts)
     ctx.store.sync_thread(ctx.channel, date, thread, newest)

@@ -242,3 +242,18 @@ def test_a_member_who_reported_is_not_reminded_even_if_the_reminder_failed(repor
 
 def test_only_expected_members_are_reminded_even_when_nobody_reported():
     assert who_to_remind([ALICE, BOB], [], {}) == [ALICE, BOB]  # carol is not expected
+
+
+def test_only_our_own_bots_form_replies_count_as_reports():
+    def form_reply(bot_id: str) -> dict:
+        return {
+            "type": "message", "ts": "1700000002.000100", "thread_ts": "1700000000.000100",
+            "user": "UOTHERBOT", "bot_id": bot_id, "text": "*Standup from <@UMEMBER2>*",
+            "metadata": {"event_type": "standup_report",
+                         "event_payload": {"user": "UMEMBER2", "date": "2026-11-26", "answers": ["a"]}},
+        }
+
+    ours = replies_from_thread([form_reply("BBOT")], "1700000000.000100", "UBOT", "BBOT")
+    theirs = replies_from_thread([form_reply("BIMPOSTER")], "1700000000.000100", "UBOT", "BBOT")
+    assert [r.user for r in ours] == ["UMEMBER2"]
+    assert theirs == []
