@@ -101,8 +101,17 @@ def _play_day(
     bob = sim.user_posts("U0BOB", CHANNEL, "Yesterday: fixed the flaky tests\nToday: dashbaord", thread_ts=prompt_ts)
     say("   bob spots a typo and edits his reply")
     sim.user_edits(CHANNEL, bob, "Yesterday: fixed the flaky tests\nToday: dashboard\nBlockers: waiting on <#C0DEMOSTANDUP|team-standup> for API keys")
-    sim.user_posts("U0CAROL", CHANNEL, "Guest here: pairing with Alice on the release <3", thread_ts=prompt_ts)
+    say("   carol (a guest, not in MEMBERS) clicks 'Write my standup' and fills in the form instead")
+    sim.user_clicks("U0CAROL", CHANNEL, prompt_ts, "standup_open_form", date.isoformat())
+    _wait(lambda: bool(sim.views))
+    answers = ["paired with Alice on the release <3", "release docs", "none"]
+    sim.user_submits_view("U0CAROL", sim.views[-1], {
+        f"q{i}": {"answer": {"type": "plain_text_input", "value": answer}} for i, answer in enumerate(answers)
+    })
     _wait(lambda: len(store.stored_replies(CHANNEL, date)) >= 3)
+    form_reply = [m for m in sim.thread(CHANNEL, prompt_ts)[1:] if m.get("bot_id")]
+    if form_reply:
+        say(f"   the bot posts it in the thread: {_indented(form_reply[-1]['text'])}")
     say(f"   the listener recorded {len(store.stored_replies(CHANNEL, date))} replies")
     say("   bob's reply now names a blocker: the listener escalates it to the lead (BLOCKER_CONTACTS)")
     _wait(lambda: bool(sim.dms_to(LEAD)))

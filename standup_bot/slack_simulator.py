@@ -66,7 +66,7 @@ from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from slack_sdk.signature import SignatureVerifier
@@ -563,6 +563,52 @@ class SlackSimulator:
         with self._lock:
             self._delivery_url = url
             self._signing_secret = signing_secret
+
+    def user_clicks(self, user: str, channel: str, message_ts: str, action_id: str, value: str = "") -> int:
+        """Send the signed `block_actions` payload of a member clicking a button in a message.
+
+        It goes where events go (Slack sends interactivity to the app's request URL); returns
+        the HTTP status, or 0 when delivery is off.
+        """
+        payload = {
+            "type": "block_actions", "api_app_id": APP_ID, "token": "XXYYZZ",
+            "user": {"id": user, "username": user.lower(), "team_id": self.team_id},
+            "team": {"id": self.team_id, "domain": "simulated"},
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
+            "trigger_id": f"{uuid.uuid4().int % 10**12}.{int(time.time())}.simtrigger",  # unique, as Slack's
+            "channel": {"id": channel, "name": self._channels[channel].name if channel in self._channels else ""},
+            "message": {"type": "message", "ts": message_ts},
+            "response_url": "https://hooks.simulated.slack.com/actions/x",
+            "actions": [{"action_id": action_id, "block_id": "b", "value": value, "type": "button",
+                         "action_ts": f"{time.time():.6f}"}],
+        }
+        return self._send_interaction(payload)
+
+    def user_submits_view(self, user: str, view: dict, values: dict[str, dict[str, dict]]) -> int:
+        """Send the signed `view_submission` payload of a member submitting a modal.
+
+        `values` is the modal's state as Slack reports it: block_id -> action_id -> element
+        state (e.g. {"type": "plain_text_input", "value": "…"}).
+        """
+        payload = {
+            "type": "view_submission", "api_app_id": APP_ID, "token": "XXYYZZ",
+            "team": {"id": self.team_id, "domain": "simulated"},
+            "user": {"id": user, "username": user.lower(), "team_id": self.team_id},
+            "trigger_id": f"{uuid.uuid4().int % 10**12}.{int(time.time())}.simtrigger",
+            "view": {**view, "state": {"values": values}}, "response_urls": [], "is_enterprise_install": False,
+        }
+        return self._send_interaction(payload)
+
+    def _send_interaction(self, payload: dict) -> int:
+        with self._lock:
+            url, secret = self._delivery_url, self._signing_secret
+        if url is None:
+            return 0
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        status, _ = self.send_signed(
+            url, body, secret, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        return status
 
     def last_event(self) -> dict | None:
         """Return a copy of the last envelope produced, whether delivered or not."""

@@ -138,6 +138,9 @@ def test_standup_demo_finishes_quickly_and_writes_both_digests(tmp_path: Path) -
     digest = text.read_text(encoding="utf-8")
     assert "\nBlockers:\n  - Bob: waiting on #team-standup for API keys (same as last time)\n" in digest
     assert "      Planned last time (" in digest
+    # carol used the form: the bot posted her answers in the thread, and they are her report
+    assert "the bot posts it in the thread: *Standup from <@U0CAROL>*" in result.stdout
+    assert "Carol\n    Yesterday: paired with Alice on the release <3\n" in digest
 
 
 # -- listener.py -------------------------------------------------------------------------
