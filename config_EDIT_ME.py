@@ -66,7 +66,8 @@ DIGEST_TIME = "12:00"
 PER_MEMBER_TIMEZONE = False
 
 # Days with a standup (any set of weekdays, e.g. ["sun", "mon", "tue", "wed", "thu"]).
-# `run` and `schedule` do nothing on other days; single stage commands still work.
+# On other days (and on HOLIDAYS and SKIP_DATES) `run` and `schedule` do nothing, and
+# prompt/remind/digest refuse unless given --force.
 WORKDAYS = ["mon", "tue", "wed", "thu", "fri"]
 
 # Public holidays without a standup: a country code, optionally with a subdivision, as

@@ -189,6 +189,10 @@ def _dispatch(
             for line in status_lines(ctx, day):
                 say(line)
             return 0
+        reason = settings.calendar.why_not(day)
+        if reason and not force and command != "run":  # run says it itself
+            say(f"{reason}: no {command} (--force does it anyway)")
+            return 0
         {
             "run": stages.run,
             "prompt": stages.prompt,

@@ -73,3 +73,23 @@ def test_run_on_a_holiday_does_nothing_and_says_why(make_ctx, make_settings, sim
     assert sim.messages(CHANNEL) == []
     assert ctx.say.lines == [
         "2026-12-25 is a public holiday in DE (Christmas Day): no standup (--force runs it anyway)"]
+
+
+def test_a_single_stage_on_a_day_off_says_why_and_does_nothing_unless_forced(sim, smtp, tmp_path, clock):
+    import io
+
+    from standup_bot.cli import main
+
+    config = tmp_path / "config.py"
+    config.write_text(
+        f"SLACK_BOT_TOKEN = 'xoxb-test-token'\nSLACK_API_URL = {sim.base_url!r}\nSTANDUP_CHANNEL = {CHANNEL!r}\n"
+        f"MEMBERS = ['UALICE', 'UBOB']\nSMTP_HOST = {smtp.host!r}\nSMTP_PORT = {smtp.port}\n"
+        "SMTP_SECURITY = 'none'\nMAIL_FROM = 'a@example.com'\nDIGEST_RECIPIENTS = ['b@example.com']\n"
+        f"DATA_DIR = {str(tmp_path / 'data')!r}\nTIMEZONE = 'Europe/Berlin'\nSKIP_DATES = ['2026-11-26']\n"
+    )
+    out = io.StringIO()
+    assert main(["prompt", "--config", str(config)], now=clock.now, stdout=out, stderr=io.StringIO()) == 0
+    assert out.getvalue() == "2026-11-26 is in SKIP_DATES: no prompt (--force does it anyway)\n"
+    assert sim.messages(CHANNEL) == []
+    assert main(["prompt", "--force", "--config", str(config)], now=clock.now, stdout=out, stderr=io.StringIO()) == 0
+    assert len(sim.messages(CHANNEL)) == 1
