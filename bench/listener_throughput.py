@@ -273,7 +273,7 @@ def main() -> int:
                         help="seconds the simulator takes to answer reactions.add (Slack's latency; default 0)")
     parser.add_argument("--skip-reference", action="store_true", help="skip the pickle reference")
     parser.add_argument("--py-spy", help="py-spy binary: profile the listener during its first run")
-    parser.add_argument("--py-spy-out", default="listener-profile.txt", help="collapsed stacks (py-spy raw)")
+    parser.add_argument("--py-spy-out", default="/tmp/listener-profile.txt", help="collapsed stacks (py-spy raw)")
     parser.add_argument("--py-spy-gil", action="store_true", help="sample only the thread holding the GIL")
     args = parser.parse_args()
 
