@@ -94,6 +94,23 @@ SMTP_SECURITY = "starttls"
 MAIL_FROM = "standup-bot@example.com"
 DIGEST_RECIPIENTS = ["manager@example.com"]
 
+# Replies posted, edited or deleted after the digest went out are emailed to the same
+# recipients as an addendum (`standup.py addendum`; `schedule` runs it on its own): only
+# what changed, never for nothing, and at most once per this many minutes.
+ADDENDUM_INTERVAL = 60
+
+# --- Sanity checks (after each digest; `standup.py checks` lists what they found) -------
+# "missed_standups": a member without a report at SANITY_MISSED_DAYS standups in a row
+#   (days away not counted): a DM to BLOCKER_CONTACTS with a "Mark handled" button.
+# "same_blocker": the same blocker (by similarity) in SANITY_BLOCKER_DAYS reports in a row:
+#   the digest says "Blocked for N days", and BLOCKER_CONTACTS get a DM.
+# "nobody_answered": nobody reported at all: a note under that day's prompt.
+SANITY_CHECKS = ["missed_standups", "same_blocker", "nobody_answered"]
+SANITY_MISSED_DAYS = 3
+SANITY_BLOCKER_DAYS = 3
+# The same finding (the same member, the same blocker) is not raised again for this many days.
+SANITY_REPEAT_DAYS = 7
+
 # --- Behaviour --------------------------------------------------------------------------
 # Add a ✅ reaction to each reply the listener records, so people see it counted.
 CONFIRM_WITH_REACTION = True

@@ -15,13 +15,18 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from .errors import ConfigError, StandupError, UsageError
 from .logs import setup_logging
 from .settings import Settings, load_settings
 
-COMMANDS = ("run", "prompt", "remind", "digest", "schedule", "status", "away", "back", "check", "demo")
+if TYPE_CHECKING:
+    from .stages import Context
+
+COMMANDS = (
+    "run", "prompt", "remind", "digest", "addendum", "schedule", "status", "checks", "away", "back", "check", "demo",
+)
 log = logging.getLogger("standup_bot")
 
 
@@ -39,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("command", nargs="?", default="run", help="one of: " + ", ".join(COMMANDS))
     parser.add_argument(
-        "arguments", nargs="*", help="away: MEMBER FROM [TO] (YYYY-MM-DD); back: MEMBER",
+        "arguments", nargs="*", help="away: MEMBER FROM [TO] (YYYY-MM-DD); back: MEMBER; checks: handle ID",
     )
     parser.add_argument("--config", type=Path, help="the config file (default: $STANDUP_CONFIG or config.py)")
     parser.add_argument("--date", help="the standup date to act on, YYYY-MM-DD (default: today in TIMEZONE)")
@@ -81,7 +86,7 @@ def main(
         if args.command not in COMMANDS:
             raise UsageError(f"unknown command {args.command!r}; choose one of: {', '.join(COMMANDS)}")
         date = parse_date(args.date)
-        if args.arguments and args.command not in ("away", "back"):
+        if args.arguments and args.command not in ("away", "back", "checks"):
             raise UsageError(f"unexpected argument(s) after {args.command}: {' '.join(args.arguments)}")
         if args.command == "demo":
             from .demo import run_demo
@@ -148,6 +153,7 @@ def _dispatch(
     arguments: Sequence[str] = (),
 ) -> int:
     from . import stages
+    from .addendum import addendum
     from .slack import SlackApi, make_client
     from .store import Store
 
@@ -173,6 +179,8 @@ def _dispatch(
             ctx.notify = notify
         return ctx
 
+    if command == "checks":
+        return _checks_command(arguments, settings, make_context, clock, say)
     if command in ("away", "back"):
         return _away_command(command, arguments, settings, clock().astimezone(settings.zone).date(), say)
     if command == "schedule":
@@ -198,9 +206,50 @@ def _dispatch(
             "prompt": stages.prompt,
             "remind": stages.remind,
             "digest": stages.digest,
+            "addendum": addendum,
         }[command](ctx, day, force=force)
     finally:
         ctx.store.close()
+    return 0
+
+
+def _checks_command(
+    arguments: Sequence[str], settings: Settings, make_context: Callable[[], Context],
+    clock: Callable[[], dt.datetime], say: Callable[[str], None],
+) -> int:
+    """`checks`: list the open findings; `checks handle ID`: mark one handled (and show it in its DMs)."""
+    from .sanity import finding_lines, mark_handled
+    from .store import Store
+
+    usage = "usage: standup.py checks  |  standup.py checks handle ID"
+    if not arguments:
+        store = Store.open(settings.data_dir)
+        try:
+            findings = store.findings(settings.standup_channel)
+        finally:
+            store.close()
+        if not findings:
+            say(f"no open findings for {settings.standup_channel}")
+            return 0
+        say(f"{len(findings)} open finding(s) for {settings.standup_channel} (handle one: standup.py checks handle ID):")
+        for line in finding_lines(findings, settings.zone):
+            say(f"  {line}")
+        return 0
+    if len(arguments) != 2 or arguments[0] != "handle" or not arguments[1].lstrip("#").isdigit():
+        raise UsageError(f"unexpected argument(s) after checks: {' '.join(arguments)}; {usage}")
+    finding_id = int(arguments[1].lstrip("#"))
+    ctx = make_context()
+    try:
+        changed, finding = mark_handled(settings, ctx.store, ctx.slack, finding_id, "command line", clock())
+    finally:
+        ctx.store.close()
+    if finding is None:
+        raise UsageError(f"no finding #{finding_id} for {settings.standup_channel}; `standup.py checks` lists the open ones")
+    if not changed:
+        when = f"{finding.handled_at.astimezone(settings.zone):%Y-%m-%d %H:%M %Z}" if finding.handled_at else "?"
+        say(f"finding #{finding_id} was already handled ({finding.handled_by}, {when}); nothing to do")
+        return 0
+    say(f"finding #{finding_id} marked handled: {finding.details}")
     return 0
 
 

@@ -25,7 +25,7 @@ from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 
-from . import blockers, slash
+from . import blockers, sanity, slash
 from .away import AwayInputError, apply_request, parse_request
 from .errors import SlackError, StoreError
 from .form import FormReports
@@ -197,6 +197,13 @@ def build_app(
             return
         # The bot's own message event is dropped by Bolt, so the recorder never sees it.
         _interact("escalate the form report's blocker", lambda: _escalate(checked.date, checked.user))
+
+    # "Mark handled" in a sanity check's DM: the finding is handled and the DM says by whom.
+    @app.action(sanity.FINDING_HANDLED_ACTION)
+    def on_finding_handled(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        _interact("mark a finding handled", lambda: sanity.on_handled_button(
+            settings, store, SlackApi(client), body, now()))
 
     def _escalate(date: dt.date, user: str) -> str:
         recorder.escalate_blockers(settings.standup_channel, date, user)

@@ -45,6 +45,8 @@ class Digest:
     from_store_only: bool = False  # the thread could not be read; built from the listener's copy
     # member -> what they said in their previous report (an earlier date in the store)
     previous: Mapping[str, PreviousReport] = field(default_factory=dict)
+    # blockers reported SANITY_BLOCKER_DAYS reports in a row or more (the sanity checks)
+    long_blockers: tuple[LongBlocker, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,36 @@ class PreviousReport:
     date: dt.date
     plan: str | None
     blocker: str | None
+
+
+@dataclass(frozen=True)
+class LongBlocker:
+    """A member's blocker that their reports named several times in a row."""
+
+    user: str
+    days: int  # how many reports in a row, today's included
+    since: dt.date  # the date of the first of them
+    blocker: str  # today's text, Slack markup as typed
+
+
+@dataclass(frozen=True)
+class Change:
+    """A reply added, edited or deleted in the thread since the day's digest (or last addendum) was mailed."""
+
+    kind: str  # "late" (new since), "edited" or "deleted"
+    reply: Reply  # as it is now; a deleted one as it was last seen
+    posted: str  # local time the reply was first posted, "HH:MM"
+
+
+@dataclass(frozen=True)
+class Addendum:
+    """What an addendum email shows: the day's context (a Digest without reports) and the changes."""
+
+    context: Digest
+    number: int  # 1 for the first addendum of a date
+    since: str  # what the changes are relative to: "the digest" or "addendum 2"
+    since_at: str  # when that was mailed, local time: "12:00 CET"
+    changes: tuple[Change, ...]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from standup_bot.answers import same_blocker
 from standup_bot.markup import defuse_entities, is_safe_url, one_line, to_html, to_text
-from standup_bot.model import Digest, PreviousReport, Report
+from standup_bot.model import Addendum, Change, Digest, LongBlocker, PreviousReport, Report
 from standup_bot.structured import (
     Roles,
     blocker_of,
@@ -77,6 +77,30 @@ class _BlockerView:
     text: str
     html: Markup
     change: str  # "new since last time", "same as last time", or "" when unknown
+
+
+@dataclass(frozen=True)
+class _LongBlockerView:
+    name: str
+    days: int
+    since: str
+    text: str
+    html: Markup
+
+
+@dataclass(frozen=True)
+class _ChangeView:
+    kind: str  # "late", "edited", "deleted"
+    label: str  # e.g. "late reply (12:40)"
+    text: str
+    html: Markup
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _MemberChangesView:
+    name: str
+    changes: tuple[_ChangeView, ...]
 
 
 @functools.cache
@@ -196,6 +220,11 @@ def _blocker_views(digest: Digest, roles: Roles) -> list[_BlockerView]:
     return views
 
 
+def _long_blocker_view(digest: Digest, item: LongBlocker) -> _LongBlockerView:
+    piece = _piece(digest, item.blocker)
+    return _LongBlockerView(_name(digest, item.user), item.days, item.since.isoformat(), piece.text, piece.html)
+
+
 def render_digest(digest: Digest) -> RenderedDigest:
     """Render the digest's subject, plain-text part and HTML part."""
     subject = digest_subject(digest)
@@ -213,6 +242,7 @@ def render_digest(digest: Digest) -> RenderedDigest:
         "questions": [_line(question) for question in digest.questions],
         "has_blockers_question": roles.blockers is not None,
         "blockers": _blocker_views(digest, roles),
+        "long_blockers": [_long_blocker_view(digest, item) for item in digest.long_blockers],
         "reports": [_report_view(digest, report, roles, labels) for report in digest.reports],
         "missing": [_name(digest, user) for user in digest.missing],
         "away": [_name(digest, user) for user in digest.away],
@@ -220,4 +250,51 @@ def render_digest(digest: Digest) -> RenderedDigest:
     }
     text = _environment(html=False).get_template("digest.txt.j2").render(context)
     html = _environment(html=True).get_template("digest.html.j2").render(context)
+    return RenderedDigest(subject=subject, text=text, html=html)
+
+
+_CHANGE_LABELS = {"late": "late reply ({})", "edited": "edited (reply of {})", "deleted": "deleted (reply of {})"}
+
+
+def addendum_subject(addendum: Addendum) -> str:
+    """Return an addendum's subject, e.g. ``Standup addendum for #dev, 2026-03-02 (2 changes)``.
+
+    Short, like the digest's: what the changes are relative to is in the body.
+    """
+    context = addendum.context
+    channel = _line(context.channel_name) or context.channel_id
+    count = len(addendum.changes)
+    return f"Standup addendum for #{channel}, {context.date.isoformat()} ({count} change{'' if count == 1 else 's'})"
+
+
+def _change_view(context: Digest, change: Change) -> _ChangeView:
+    piece = _piece(context, change.reply.text)
+    return _ChangeView(
+        kind=change.kind, label=_CHANGE_LABELS[change.kind].format(change.posted), text=piece.text,
+        html=piece.html, files=tuple(_line(name) or "(unnamed)" for name in change.reply.files),
+    )
+
+
+def render_addendum(addendum: Addendum) -> RenderedDigest:
+    """Render an addendum: the replies added, edited or deleted since the digest, by member."""
+    context = addendum.context
+    subject = addendum_subject(addendum)
+    by_member: dict[str, list[_ChangeView]] = {}
+    for change in addendum.changes:
+        by_member.setdefault(change.reply.user, []).append(_change_view(context, change))
+    values = {
+        "subject": subject,
+        "channel": _line(context.channel_name) or context.channel_id,
+        "date": context.date.isoformat(),
+        "number": addendum.number,
+        "since": addendum.since,
+        "since_at": addendum.since_at,
+        "count": len(addendum.changes),
+        "thread_url": _thread_url(context),
+        "members": [
+            _MemberChangesView(_name(context, user), tuple(views)) for user, views in by_member.items()
+        ],
+    }
+    text = _environment(html=False).get_template("addendum.txt.j2").render(values)
+    html = _environment(html=True).get_template("addendum.html.j2").render(values)
     return RenderedDigest(subject=subject, text=text, html=html)

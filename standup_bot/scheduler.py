@@ -86,6 +86,22 @@ def member_reminder_trigger(settings: Settings) -> Any:
     )
 
 
+ADDENDUM_CHECK_MINUTES = 15
+
+
+def addendum_trigger(settings: Settings) -> Any:
+    """Return the trigger that looks for an addendum to send every 15 minutes from DIGEST_TIME to midnight.
+
+    The addendum stage itself keeps ADDENDUM_INTERVAL between two emails.
+    """
+    from apscheduler.triggers.cron import CronTrigger
+
+    return CronTrigger(
+        day_of_week=",".join(settings.workdays), hour=f"{settings.digest_time.hour}-23",
+        minute=f"*/{ADDENDUM_CHECK_MINUTES}", timezone=settings.zone,
+    )
+
+
 def run_scheduler(
     settings: Settings,
     make_context: Callable[[], stages.Context],
@@ -109,6 +125,12 @@ def run_scheduler(
             id="member reminders", name="standup reminders in members' own time zones",
             misfire_grace_time=5 * 60, coalesce=True, max_instances=1,
         )
+
+    scheduler.add_job(
+        _fire_addendum, addendum_trigger(settings), args=(make_context,), id="addendum",
+        name="standup addendum (replies added or changed after the digest)",
+        misfire_grace_time=ADDENDUM_CHECK_MINUTES * 60, coalesce=True, max_instances=1,
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("scheduler stopping on signal %s", signum)
@@ -150,6 +172,28 @@ def _fire_member_reminders(make_context: Callable[[], stages.Context]) -> None:
     finally:
         ctx.store.close()
     _fire(make_context, "remind")
+
+
+def _fire_addendum(make_context: Callable[[], stages.Context]) -> None:
+    """Send today's addendum if the digest went out and something changed since (quiet otherwise)."""
+    from .addendum import addendum
+
+    ctx = make_context()
+    try:
+        date = ctx.today()
+        digest = ctx.store.stage_run(ctx.channel, date, "digest")
+        if (
+            not ctx.settings.calendar.is_standup_date(date)
+            or ctx.now() < ctx.local(date, ctx.settings.digest_time)
+            or digest is None or digest.status != "done"
+        ):
+            return
+        addendum(ctx, date)
+    except StandupError as exc:
+        log.error("addendum for %s failed: %s", ctx.today(), exc)
+        ctx.say(f"error: addendum for {ctx.today()} failed: {exc}")
+    finally:
+        ctx.store.close()
 
 
 def _fire(make_context: Callable[[], stages.Context], stage: str) -> None:

@@ -38,6 +38,9 @@ DEFAULT_AWAY_STATUS = (
     "urlaub", "krank", "abwesend",
 )
 
+# The sanity checks run after each digest (SANITY_CHECKS names those wanted).
+SANITY_CHECK_NAMES = ("missed_standups", "same_blocker", "nobody_answered")
+
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 _MEMBER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
@@ -83,6 +86,11 @@ class Settings:
     healthcheck_url: str = field(default="", repr=False)
     slack_timeout: float = 15.0
     smtp_timeout: float = 30.0
+    addendum_interval: int = 60  # minutes between two addendum emails at least
+    sanity_checks: tuple[str, ...] = SANITY_CHECK_NAMES
+    sanity_missed_days: int = 3
+    sanity_blocker_days: int = 3
+    sanity_repeat_days: int = 7
     config_path: Path | None = None
 
     @property
@@ -323,6 +331,24 @@ def _seconds(value: Any) -> float:
     return seconds
 
 
+def _whole_number(unit: str, minimum: int) -> _Parser:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"must be a whole number of {unit}, at least {minimum}, not {value!r}")
+        return value
+
+    return parse
+
+
+def _sanity_checks(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"must be a list of check names, e.g. {list(SANITY_CHECK_NAMES)!r}")
+    bad = [v for v in value if v not in SANITY_CHECK_NAMES]
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not a check: use {', '.join(SANITY_CHECK_NAMES)}")
+    return tuple(name for name in SANITY_CHECK_NAMES if name in value)
+
+
 def _path(value: Any) -> Path:
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
         raise ValueError("must be a directory path")
@@ -361,6 +387,11 @@ SETTINGS: Mapping[str, tuple[Any, _Parser]] = {
     "HEALTHCHECK_URL": ("", _optional_url),
     "SLACK_TIMEOUT": (15.0, _seconds),
     "SMTP_TIMEOUT": (30.0, _seconds),
+    "ADDENDUM_INTERVAL": (60, _whole_number("minutes", 1)),
+    "SANITY_CHECKS": (SANITY_CHECK_NAMES, _sanity_checks),
+    "SANITY_MISSED_DAYS": (3, _whole_number("standups", 1)),
+    "SANITY_BLOCKER_DAYS": (3, _whole_number("reports", 2)),
+    "SANITY_REPEAT_DAYS": (7, _whole_number("days", 1)),
 }
 
 
@@ -498,5 +529,10 @@ def settings_from_mapping(
         healthcheck_url=clean["HEALTHCHECK_URL"],
         slack_timeout=clean["SLACK_TIMEOUT"],
         smtp_timeout=clean["SMTP_TIMEOUT"],
+        addendum_interval=clean["ADDENDUM_INTERVAL"],
+        sanity_checks=clean["SANITY_CHECKS"],
+        sanity_missed_days=clean["SANITY_MISSED_DAYS"],
+        sanity_blocker_days=clean["SANITY_BLOCKER_DAYS"],
+        sanity_repeat_days=clean["SANITY_REPEAT_DAYS"],
         config_path=config_path,
     )

@@ -200,11 +200,11 @@ class SlackApi:
                 raise SlackError(message, "unreachable") from None
         raise AssertionError("unreachable")  # the loop always returns or raises
 
-    def _pages(self, method: str, key: str, **params: Any) -> Iterator[Any]:
+    def _pages(self, method: str, key: str, *, page_size: int = PAGE_SIZE, **params: Any) -> Iterator[Any]:
         cursor = ""
         while True:
-            data = self._call(method, limit=PAGE_SIZE, cursor=cursor, **params) if cursor else (
-                self._call(method, limit=PAGE_SIZE, **params)
+            data = self._call(method, limit=page_size, cursor=cursor, **params) if cursor else (
+                self._call(method, limit=page_size, **params)
             )
             yield from data.get(key) or []
             cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
@@ -237,7 +237,11 @@ class SlackApi:
         `standup_report` metadata says whose report it is.
         """
         return list(
-            self._pages("conversations.replies", "messages", channel=channel, ts=ts, include_all_metadata=True)
+            # 1000 is the method's maximum; Slack answers with smaller pages where it must.
+            self._pages(
+                "conversations.replies", "messages", page_size=1000, channel=channel, ts=ts,
+                include_all_metadata=True,
+            )
         )
 
     def update_message(

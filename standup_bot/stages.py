@@ -13,13 +13,13 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import blockers, mail, markup, render
-from .errors import MailError, SlackError, StageError, StandupError
+from . import blockers, mail, markup, render, sanity
+from .errors import MailError, SlackError, StageError, StandupError, StoreError
 from .member_time import member_remind_at, not_yet_due
 from .messages import (
     PROMPT_EVENT_TYPE,
@@ -462,6 +462,7 @@ def digest(ctx: Context, date: dt.date, *, force: bool = False) -> None:
     recipients = [r for r in settings.digest_recipients if r not in already]
     try:
         content = build_digest(ctx, date, prompt_ts)
+        content = replace(content, long_blockers=sanity.long_blockers(ctx, date, content))
         _escalate_blockers(ctx, date, content.reports, content.user_names)  # by the digest at the latest
         rendered = render.render_digest(content)
         message = mail.build_message(
@@ -488,6 +489,20 @@ def digest(ctx: Context, date: dt.date, *, force: bool = False) -> None:
         f"digest for {date} sent to {len(recipients)} recipient(s): "
         f"{len(content.reports)} report(s), {len(content.missing)} not reported"
     )
+    _after_digest(ctx, date, content)
+
+
+def _after_digest(ctx: Context, date: dt.date, content: Digest) -> None:
+    """Remember what the digest showed (addenda show what changed since) and run the sanity
+    checks; the digest has gone out, so neither may fail it."""
+    from .addendum import record_digest
+
+    try:
+        record_digest(ctx, date, content)
+    except StoreError as exc:
+        log.error("could not record what the digest for %s showed: %s", date, exc)
+        ctx.say(f"warning: could not record what the digest showed ({exc}); an addendum may repeat some of it")
+    sanity.after_digest(ctx, date, content)
 
 
 def build_digest(ctx: Context, date: dt.date, prompt_ts: str) -> Digest:

@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import Enum
@@ -183,6 +183,51 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE UNIQUE INDEX form_reports_by_ts ON form_reports (channel, ts);
         """,
     ),
+    (
+        "0007_addenda_and_findings",
+        # Every digest and addendum email of a date (`mailings`) and the version of each reply
+        # it showed (`mailed_replies`): an addendum shows only what differs from the latest
+        # version mailed. Findings are what the sanity checks raised after a digest.
+        """
+        CREATE TABLE mailings (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,  -- later mailings win
+            channel    TEXT NOT NULL,
+            date       TEXT NOT NULL,
+            kind       TEXT NOT NULL CHECK (kind IN ('digest', 'addendum')),
+            number     INTEGER NOT NULL,                   -- 0 for the digest; addenda 1, 2, …
+            status     TEXT NOT NULL CHECK (status IN ('sending', 'partial', 'sent', 'failed')),
+            subject    TEXT NOT NULL DEFAULT '',           -- an addendum's email, kept to finish a
+            text_body  TEXT NOT NULL DEFAULT '',           -- partial delivery with the same content
+            html_body  TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,                      -- UTC ISO, from the stage's clock
+            sent_at    TEXT,                               -- first accepted by the mail server
+            last_error TEXT
+        );
+        CREATE INDEX mailings_by_day ON mailings (channel, date, kind, number);
+
+        CREATE TABLE mailed_replies (
+            mailing INTEGER NOT NULL REFERENCES mailings (id),
+            ts      TEXT NOT NULL,                         -- the reply
+            version TEXT NOT NULL,                         -- hash of its text and files; '' = deleted
+            PRIMARY KEY (mailing, ts)
+        );
+
+        CREATE TABLE findings (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            channel      TEXT NOT NULL,
+            kind         TEXT NOT NULL,                    -- 'missed_standups', 'same_blocker', 'nobody_answered'
+            subject      TEXT NOT NULL,                    -- a member ID, a blocker key, or '' (the channel)
+            date         TEXT NOT NULL,                    -- the standup date whose digest raised it
+            created_at   TEXT NOT NULL,
+            handled_at   TEXT,
+            handled_by   TEXT,                             -- a member ID, 'command line', 'superseded by #N'
+            details      TEXT NOT NULL,                    -- one line for people
+            notified     TEXT NOT NULL DEFAULT '{}',       -- JSON: contact (or channel) -> [DM channel, ts]
+            notify_error TEXT                              -- the last failed notification, retried next time
+        );
+        CREATE INDEX findings_by_subject ON findings (channel, kind, subject, created_at);
+        """,
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # No stage takes this long; a claim older than this is from a process that is gone (on
@@ -215,6 +260,66 @@ class StageRun:
     started_at: str
     finished_at: str | None
     last_error: str | None
+
+
+@dataclass(frozen=True)
+class Mailing:
+    """A digest or addendum email of a date: its state and, for an addendum, its content."""
+
+    id: int
+    kind: str  # 'digest' or 'addendum'
+    number: int  # 0 for the digest
+    status: str  # 'sending', 'partial', 'sent', 'failed'
+    subject: str
+    text: str
+    html: str
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something the sanity checks noticed after a digest, open until someone handles it."""
+
+    id: int
+    channel: str
+    kind: str
+    subject: str
+    date: dt.date
+    created_at: dt.datetime
+    handled_at: dt.datetime | None
+    handled_by: str | None
+    details: str
+    notified: Mapping[str, tuple[str, str]]  # contact (or channel) -> (channel, ts) of the message
+    notify_error: str | None
+
+
+def _iso(moment: dt.datetime) -> str:
+    """Return an aware datetime as the UTC ISO string stored (they sort as text)."""
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def _when(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
+
+
+def _mailing(row: sqlite3.Row) -> Mailing:
+    return Mailing(
+        id=row["id"], kind=row["kind"], number=row["number"], status=row["status"], subject=row["subject"],
+        text=row["text_body"], html=row["html_body"], created_at=dt.datetime.fromisoformat(row["created_at"]),
+        sent_at=_when(row["sent_at"]), last_error=row["last_error"],
+    )
+
+
+def _finding(row: sqlite3.Row) -> Finding:
+    notified = json.loads(row["notified"] or "{}")
+    return Finding(
+        id=row["id"], channel=row["channel"], kind=row["kind"], subject=row["subject"],
+        date=dt.date.fromisoformat(row["date"]), created_at=dt.datetime.fromisoformat(row["created_at"]),
+        handled_at=_when(row["handled_at"]), handled_by=row["handled_by"], details=row["details"],
+        notified={str(k): (str(v[0]), str(v[1])) for k, v in notified.items()}, notify_error=row["notify_error"],
+    )
 
 
 def utc_now_iso() -> str:
@@ -339,9 +444,8 @@ class Store:
                 for number, (name, sql) in enumerate(MIGRATIONS, start=1):
                     if number <= version:
                         continue
-                    for statement in sql.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
+                    for statement in _statements(sql):
+                        conn.execute(statement)
                     conn.execute(
                         "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, utc_now_iso())
                     )
@@ -748,6 +852,172 @@ class Store:
         )
         return {(r["user"], r["contact"]): (r["status"], r["sent_blocker"]) for r in rows}
 
+    # -- digests and addenda mailed ----------------------------------------------------
+    def record_digest_mailing(
+        self, channel: str, date: dt.date, versions: Mapping[str, str], sent_at: dt.datetime
+    ) -> None:
+        """Record that the digest went out (at `sent_at`) showing these reply versions."""
+        with self.transaction() as conn:
+            mailing = conn.execute(
+                "INSERT INTO mailings (channel, date, kind, number, status, created_at, sent_at) "
+                "VALUES (?, ?, 'digest', 0, 'sent', ?, ?)",
+                (channel, date.isoformat(), _iso(sent_at), _iso(sent_at)),
+            ).lastrowid
+            conn.executemany(
+                "INSERT INTO mailed_replies (mailing, ts, version) VALUES (?, ?, ?)",
+                [(mailing, ts, version) for ts, version in versions.items()],
+            )
+
+    def mailings(self, channel: str, date: dt.date) -> list[Mailing]:
+        """Return a date's digest and addendum mailings, oldest first."""
+        rows = self._read(
+            "SELECT * FROM mailings WHERE channel = ? AND date = ? ORDER BY id", (channel, date.isoformat())
+        )
+        return [_mailing(row) for row in rows]
+
+    def mailed_versions(self, channel: str, date: dt.date) -> dict[str, str]:
+        """Return reply ts -> the version recipients last received ('' for a deletion they were told of).
+
+        Only mailings the mail server accepted (for some recipients at least) count.
+        """
+        rows = self._read(
+            "SELECT r.ts, r.version FROM mailed_replies r JOIN mailings m ON m.id = r.mailing "
+            "WHERE m.channel = ? AND m.date = ? AND m.status IN ('sent', 'partial') ORDER BY m.id",
+            (channel, date.isoformat()),
+        )
+        return {row["ts"]: row["version"] for row in rows}
+
+    def start_addendum(
+        self, channel: str, date: dt.date, number: int, *, subject: str, text: str, html: str,
+        versions: Mapping[str, str], now: dt.datetime,
+    ) -> None:
+        """Record an addendum about to be sent, replacing an attempt with that number that failed."""
+        with self.transaction() as conn:
+            old = [
+                row["id"] for row in conn.execute(
+                    "SELECT id FROM mailings WHERE channel = ? AND date = ? AND kind = 'addendum' AND number = ?",
+                    (channel, date.isoformat(), number),
+                )
+            ]
+            for mailing_id in old:
+                conn.execute("DELETE FROM mailed_replies WHERE mailing = ?", (mailing_id,))
+                conn.execute("DELETE FROM mailings WHERE id = ?", (mailing_id,))
+            mailing = conn.execute(
+                "INSERT INTO mailings (channel, date, kind, number, status, subject, text_body, html_body, "
+                "created_at) VALUES (?, ?, 'addendum', ?, 'sending', ?, ?, ?, ?)",
+                (channel, date.isoformat(), number, subject, text, html, _iso(now)),
+            ).lastrowid
+            conn.executemany(
+                "INSERT INTO mailed_replies (mailing, ts, version) VALUES (?, ?, ?)",
+                [(mailing, ts, version) for ts, version in versions.items()],
+            )
+
+    def finish_addendum(
+        self, channel: str, date: dt.date, number: int, status: str, *, now: dt.datetime,
+        error: str | None = None,
+    ) -> None:
+        """Record how sending an addendum ended: 'sent', 'partial' (some recipients accepted it) or 'failed'."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE mailings SET status = ?, last_error = ?, "
+                "sent_at = CASE WHEN ? IN ('sent', 'partial') THEN coalesce(sent_at, ?) ELSE sent_at END "
+                "WHERE channel = ? AND date = ? AND kind = 'addendum' AND number = ?",
+                (status, error, status, _iso(now), channel, date.isoformat(), number),
+            )
+
+    # -- history for the sanity checks ---------------------------------------------------
+    def prompt_dates(self, channel: str, until: dt.date, limit: int) -> list[dt.date]:
+        """Return the dates up to `until` (included) with a prompt, newest first."""
+        rows = self._read(
+            "SELECT date FROM prompts WHERE channel = ? AND date <= ? ORDER BY date DESC LIMIT ?",
+            (channel, until.isoformat(), limit),
+        )
+        return [dt.date.fromisoformat(row["date"]) for row in rows]
+
+    def reporters_on(self, channel: str, dates: Sequence[dt.date]) -> dict[dt.date, set[str]]:
+        """Return, for each date, the members with a reply that is neither deleted nor empty."""
+        found: dict[dt.date, set[str]] = {date: set() for date in dates}
+        if not dates:
+            return found
+        marks = ", ".join("?" for _ in dates)
+        rows = self._read(
+            f"SELECT DISTINCT date, user FROM replies WHERE channel = ? AND date IN ({marks}) "
+            "AND deleted = 0 AND (text != '' OR files != '[]')",
+            (channel, *(date.isoformat() for date in dates)),
+        )
+        for row in rows:
+            found[dt.date.fromisoformat(row["date"])].add(row["user"])
+        return found
+
+    # -- findings ------------------------------------------------------------------------
+    def raise_finding(
+        self, channel: str, kind: str, subject: str, date: dt.date, details: str, *,
+        now: dt.datetime, repeat: dt.timedelta,
+    ) -> Finding | None:
+        """Record a finding unless the same one (kind and subject) was raised less than `repeat` ago.
+
+        Return the new finding (whoever gets it notifies), or None. An older one still open
+        is closed as superseded by the new one.
+        """
+        with self.transaction() as conn:
+            recent = conn.execute(
+                "SELECT 1 FROM findings WHERE channel = ? AND kind = ? AND subject = ? AND created_at > ?",
+                (channel, kind, subject, _iso(now - repeat)),
+            ).fetchone()
+            if recent is not None:
+                return None
+            finding_id = conn.execute(
+                "INSERT INTO findings (channel, kind, subject, date, created_at, details) VALUES (?, ?, ?, ?, ?, ?)",
+                (channel, kind, subject, date.isoformat(), _iso(now), details),
+            ).lastrowid
+            conn.execute(
+                "UPDATE findings SET handled_at = ?, handled_by = ? WHERE channel = ? AND kind = ? "
+                "AND subject = ? AND handled_at IS NULL AND id != ?",
+                (_iso(now), f"superseded by #{finding_id}", channel, kind, subject, finding_id),
+            )
+            row = conn.execute("SELECT * FROM findings WHERE id = ?", (finding_id,)).fetchone()
+            return _finding(row)
+
+    def finding(self, channel: str, finding_id: int) -> Finding | None:
+        """Return one of the standup's findings, or None."""
+        rows = self._read("SELECT * FROM findings WHERE channel = ? AND id = ?", (channel, finding_id))
+        return _finding(rows[0]) if rows else None
+
+    def findings(self, channel: str, *, open_only: bool = True) -> list[Finding]:
+        """Return the standup's findings (only those not handled yet, by default), oldest first."""
+        rows = self._read(
+            "SELECT * FROM findings WHERE channel = ?" + (" AND handled_at IS NULL" if open_only else "")
+            + " ORDER BY id",
+            (channel,),
+        )
+        return [_finding(row) for row in rows]
+
+    def handle_finding(self, channel: str, finding_id: int, by: str, now: dt.datetime) -> bool:
+        """Mark a finding handled; False when it was handled already (or does not exist)."""
+        with self.transaction() as conn:
+            return conn.execute(
+                "UPDATE findings SET handled_at = ?, handled_by = ? WHERE channel = ? AND id = ? "
+                "AND handled_at IS NULL",
+                (_iso(now), by, channel, finding_id),
+            ).rowcount == 1
+
+    def record_finding_notice(
+        self, finding_id: int, to: str, message: tuple[str, str] | None, *, error: str | None = None
+    ) -> None:
+        """Record that a contact (or the channel) was told of a finding: the message's (channel, ts),
+        or the error that kept them from it (retried later)."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT notified FROM findings WHERE id = ?", (finding_id,)).fetchone()
+            if row is None:
+                return
+            notified = json.loads(row["notified"] or "{}")
+            if message is not None:
+                notified[to] = list(message)
+            conn.execute(
+                "UPDATE findings SET notified = ?, notify_error = ? WHERE id = ?",
+                (json.dumps(notified), error, finding_id),
+            )
+
     # -- user cache --------------------------------------------------------------------
     def cached_user(self, user_id: str, max_age: dt.timedelta) -> tuple[str, bool, str] | None:
         """Return (name, is_human, tz) when cached more recently than max_age."""
@@ -863,6 +1133,19 @@ def _form_report(row: sqlite3.Row) -> FormReport:
         dt.date.fromisoformat(row["date"]), row["user"], row["ts"],
         tuple(str(a) for a in answers) if isinstance(answers, list) else (),
     )
+
+def _statements(sql: str) -> Iterator[str]:
+    """Split a migration into statements (a ';' inside a comment or string does not end one)."""
+    pending = ""
+    for piece in sql.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \n;"):
+        yield pending
+
 
 def _rollback(conn: sqlite3.Connection) -> None:
     # SQLite may have rolled back already (disk full, I/O error); the original error is

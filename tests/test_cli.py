@@ -517,3 +517,88 @@ def test_check_does_not_warn_about_private_files(standup: Callable[..., Result],
     result = standup("check", "--config", str(config))
 
     assert not [line for line in result.out_lines if line.startswith("warn")]
+
+
+# -- addendum and checks -------------------------------------------------------------------
+def test_addendum_before_the_digest_exits_0_saying_there_is_nothing_to_add_to(
+    standup: Callable[..., Result], config: Path, mail_server: MailSink
+) -> None:
+    assert standup("prompt", "--config", str(config)).code == 0
+
+    result = standup("addendum", "--config", str(config))
+
+    assert (result.code, result.err) == (0, "")
+    assert result.out_lines == [f"no digest was sent for {DAY} yet: an addendum only follows the digest; nothing to do"]
+    assert mail_server.messages == []
+
+
+def test_addendum_exits_1_when_the_mail_server_refuses_and_sends_it_next_time(
+    standup: Callable[..., Result], config: Path, sim: SlackSimulator, mail_server: MailSink, clock: FakeClock
+) -> None:
+    assert standup("prompt", "--config", str(config)).code == 0
+    assert standup("digest", "--config", str(config)).code == 0
+    [prompt] = sim.messages(CHANNEL)
+    sim.user_posts(BOB, CHANNEL, "late, sorry", thread_ts=prompt["ts"])
+    clock.advance(hours=2)
+    mail_server.stop()
+
+    failed = standup("addendum", "--config", str(config))
+
+    assert_one_error_line(failed, 1, "error: cannot reach mail server")
+    mail_server.start()
+    sent = standup("addendum", "--config", str(config))
+    assert (sent.code, sent.err) == (0, "")
+    assert sent.out_lines == [f"addendum 1 for {DAY} sent to 2 recipient(s): 1 late since the digest"]
+    assert "addendum" in mail_server.wait_for(2)[1].message["Subject"]
+
+
+def test_checks_lists_the_open_findings_and_checks_handle_marks_one(
+    standup: Callable[..., Result], config: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    assert standup("checks", "--config", str(config)).out_lines == [f"no open findings for {CHANNEL}"]
+    store = Store.open(tmp_path / "data")
+    try:
+        missed = store.raise_finding(CHANNEL, "missed_standups", BOB, DAY, "Bob Brown (UBOB) missed 3",
+                                     now=clock.now(), repeat=dt.timedelta(days=7))
+        silent = store.raise_finding(CHANNEL, "nobody_answered", "", DAY, "nobody answered",
+                                     now=clock.now(), repeat=dt.timedelta(days=7))
+    finally:
+        store.close()
+    assert missed is not None and silent is not None
+
+    listed = standup("checks", "--config", str(config))
+
+    assert (listed.code, listed.err) == (0, "")
+    assert listed.out_lines == [
+        f"2 open finding(s) for {CHANNEL} (handle one: standup.py checks handle ID):",
+        f"  #{missed.id} missed_standups (2026-11-26, raised 2026-11-26 10:00 CET): Bob Brown (UBOB) missed 3 "
+        "[told: nobody yet]",
+        f"  #{silent.id} nobody_answered (2026-11-26, raised 2026-11-26 10:00 CET): nobody answered [told: nobody yet]",
+    ]
+
+    handled = standup("checks", "handle", str(missed.id), "--config", str(config))
+
+    assert (handled.code, handled.out_lines) == (0, [f"finding #{missed.id} marked handled: Bob Brown (UBOB) missed 3"])
+    assert standup("checks", "--config", str(config)).out_lines[1].startswith(f"  #{silent.id} nobody_answered")
+    again = standup("checks", "handle", str(missed.id), "--config", str(config))
+    assert again.out_lines == [
+        f"finding #{missed.id} was already handled (command line, 2026-11-26 10:00 CET); nothing to do"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["handle", "99"], f"error: no finding #99 for {CHANNEL}; `standup.py checks` lists the open ones"),
+        (["handle"], "error: unexpected argument(s) after checks: handle; usage: standup.py checks  |  "
+                     "standup.py checks handle ID"),
+        (["close", "1"], "error: unexpected argument(s) after checks: close 1; usage: standup.py checks  |  "
+                         "standup.py checks handle ID"),
+    ],
+)
+def test_checks_with_a_bad_id_or_arguments_exits_2(
+    standup: Callable[..., Result], config: Path, arguments: list[str], message: str
+) -> None:
+    result = standup("checks", *arguments, "--config", str(config))
+
+    assert assert_one_error_line(result, 2) == message

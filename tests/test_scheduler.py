@@ -84,7 +84,7 @@ def test_the_scheduler_catches_up_then_waits_for_the_next_slot(make_ctx, setting
         wait_for(lambda: scheduler.running, what="the scheduler to start")
         assert len(sim.messages(CHANNEL)) == 1
         assert sim.dms_to("UBOB")
-        assert {job.id for job in scheduler.get_jobs()} == {"prompt", "remind", "digest"}
+        assert {job.id for job in scheduler.get_jobs()} == {"prompt", "remind", "digest", "addendum"}
     finally:
         scheduler.shutdown(wait=False)
         thread.join(5)

@@ -61,6 +61,7 @@ def test_a_stage_missed_while_the_machine_was_off_shows_as_missed_and_run_catche
         f"prompt for {today} posted in {CHANNEL}",
         f"reminded 2 member(s) for {today}; 0 of 2 had reported",
         f"digest for {today} sent to 2 recipient(s): 0 report(s), 2 not reported",
+        f"sanity checks for {today}: 1 new finding(s) (#1 nobody_answered); see `standup.py checks`",
     ], caught_up
     [prompt] = sim.messages(CHANNEL)
     assert re.search(r"posted late, 2 h 0[01] min after the usual time", prompt["text"]), prompt["text"]

@@ -34,7 +34,10 @@ MINUTE = dt.timedelta(minutes=1)
 
 
 def _posts_to_channel(sim: SlackSimulator) -> list[dict]:
-    return [call for call in sim.calls("chat.postMessage") if call.get("channel") == CHANNEL]
+    """Return the top-level posts in the channel (a silent day's note goes in the prompt's thread)."""
+    return [
+        call for call in sim.calls("chat.postMessage") if call.get("channel") == CHANNEL and not call.get("thread_ts")
+    ]
 
 
 def test_run_killed_while_waiting_for_the_reminder_resumes_without_a_second_prompt(
