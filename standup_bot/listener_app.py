@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -59,30 +60,38 @@ class ReplyEvent:
     version: str = ""
 
 
+_SLACK_TS = re.compile(r"^\d{1,12}\.\d{1,9}$")
+
+
+def _ts(value: object) -> str | None:
+    """Return a Slack ts ("1700000000.000100") or None for anything else."""
+    return value if isinstance(value, str) and _SLACK_TS.match(value) else None
+
+
 def interpret_message_event(event: Mapping[str, Any]) -> ReplyEvent | None:
     """Return what a `message` event changes, or None when it cannot be a thread reply.
 
     https://docs.slack.dev/reference/events/message/message_changed/ and /message_deleted/
     """
     channel = event.get("channel")
-    if not isinstance(channel, str):
+    if not isinstance(channel, str) or not channel:
         return None
     subtype = event.get("subtype")
     if subtype == "message_deleted":
-        deleted_ts = event.get("deleted_ts")
-        return ReplyEvent("delete", channel, deleted_ts) if isinstance(deleted_ts, str) else None
+        deleted_ts = _ts(event.get("deleted_ts"))
+        return ReplyEvent("delete", channel, deleted_ts) if deleted_ts else None
     if subtype == "message_changed":
         message = event.get("message")
         if not isinstance(message, Mapping):
             return None
-        ts, thread_ts = message.get("ts"), message.get("thread_ts")
+        ts, thread_ts = _ts(message.get("ts")), _ts(message.get("thread_ts"))
         edited = message.get("edited")
-        version = edited.get("ts") if isinstance(edited, Mapping) else event.get("ts")
-        if not (isinstance(ts, str) and isinstance(thread_ts, str)) or ts == thread_ts:
+        version = _ts(edited.get("ts") if isinstance(edited, Mapping) else event.get("ts"))
+        if ts is None or thread_ts is None or ts == thread_ts:
             return None
-        return ReplyEvent("edit", channel, ts, thread_ts, message, str(version or ts))
-    ts, thread_ts = event.get("ts"), event.get("thread_ts")
-    if not (isinstance(ts, str) and isinstance(thread_ts, str)) or ts == thread_ts:
+        return ReplyEvent("edit", channel, ts, thread_ts, message, version or ts)
+    ts, thread_ts = _ts(event.get("ts")), _ts(event.get("thread_ts"))
+    if ts is None or thread_ts is None or ts == thread_ts:
         return None
     return ReplyEvent("reply", channel, ts, thread_ts, event, ts)
 
@@ -159,10 +168,14 @@ def build_app(
     @app.event("message")
     def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
         try:
-            recorder.handle(event, body.get("event_id"))
+            event_id = body.get("event_id")
+            recorder.handle(event, event_id if isinstance(event_id, str) else None)
         except StoreError as exc:
             # Acked already; the digest reads the thread back from Slack, so nothing is lost.
             log.error("could not record event %s: %s", body.get("event_id"), exc)
+        except (TypeError, ValueError, AttributeError, LookupError) as exc:
+            # A payload of an unexpected shape: nothing to record, and no traceback in the log.
+            log.warning("ignored a malformed message event %s: %r", body.get("event_id"), exc)
 
     @app.command("/standup")
     def on_standup_command(ack: Ack, command: dict[str, Any]) -> None:
@@ -289,7 +302,10 @@ class TolerantRequestHandler(SlackRequestHandler):
 
     def dispatch(self, request: WsgiHttpRequest) -> BoltResponse:
         """Dispatch a request to the app; one it cannot handle as an empty one."""
-        body, query, headers = request.get_body(), request.query_string, request.get_headers()
+        try:
+            body, query, headers = request.get_body(), request.query_string, request.get_headers()
+        except (UnicodeDecodeError, ValueError):
+            return BoltResponse(status=400, body="request body is not UTF-8")
         try:
             bolt_request = BoltRequest(body=body, query=query, headers=headers)
             if isinstance(bolt_request.body, dict):
@@ -297,7 +313,7 @@ class TolerantRequestHandler(SlackRequestHandler):
                 if response.status < 500:
                     return response
             log.warning("a request to %s could not be handled; acknowledging it", EVENTS_PATH)
-        except (ValueError, TypeError, AttributeError, LookupError) as exc:
+        except (ValueError, TypeError, AttributeError, LookupError, RecursionError) as exc:
             log.warning("a request to %s could not be handled (%r); acknowledging it", EVENTS_PATH, exc)
         empty = BoltRequest(body="", query=query, headers=headers)
         empty.raw_body = body  # the signature covers the bytes as sent
