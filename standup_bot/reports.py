@@ -28,7 +28,8 @@ def reply_from_message(
     user = message.get("user")
     if not isinstance(ts, str) or ts == thread_ts or message.get("thread_ts") != thread_ts:
         return None
-    if message.get("subtype") not in REPORT_SUBTYPES:
+    subtype = message.get("subtype")
+    if not (subtype is None or isinstance(subtype, str)) or subtype not in REPORT_SUBTYPES:
         return None
     if message.get("bot_id") or message.get("bot_profile") or user in (bot_user_id, "USLACKBOT"):
         return form_reply(message, bot_id)
@@ -37,13 +38,13 @@ def reply_from_message(
     text = message.get("text")
     files = tuple(
         str(f.get("name") or f.get("title") or "file")
-        for f in (message.get("files") or [])
+        for f in (message.get("files") if isinstance(message.get("files"), list) else [])
         if isinstance(f, Mapping)
     )
     return Reply(
         ts=ts,
         user=user,
-        text=text if isinstance(text, str) else "",
+        text=_clean_text(text) if isinstance(text, str) else "",
         edited=isinstance(message.get("edited"), Mapping),
         files=files,
     )
@@ -75,6 +76,11 @@ def form_reply(message: Mapping[str, Any], bot_id: str = "") -> Reply | None:
 
 
 _MEMBER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+def _clean_text(text: str) -> str:
+    """Return text that can be stored and mailed: a lone surrogate (invalid UTF-16 half) becomes '?'."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def replies_from_thread(
