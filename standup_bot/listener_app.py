@@ -124,7 +124,7 @@ class ReplyRecorder:
         )
         if is_new and change.kind == "reply" and self.settings.confirm_with_reaction:
             self._confirm(change.channel, reply.ts)
-        log.info("%s reply %s from %s for %s", "recorded" if is_new else "updated", reply.ts, reply.user, date)
+        log.debug("%s reply %s from %s for %s", "recorded" if is_new else "updated", reply.ts, reply.user, date)
         # Also for a redelivery: escalation is claimed per contact, and this retries a failed DM.
         self.escalate_blockers(change.channel, date, reply.user)
         return "recorded" if is_new else "updated"
