@@ -210,16 +210,23 @@ def listener(settings: Settings, store: Store, sim: SlackSimulator) -> Iterator[
     server.close()
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    """Poll until `condition()` is truthy, or fail the test after `timeout` seconds."""
+def wait_for(
+    condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition", interval: float = 0.01
+) -> Any:
+    """Poll until `condition()` is truthy and return it; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def stored_texts(store: Store, channel: str = CHANNEL, date: dt.date = DAY) -> dict[str, str]:
+    """Return ts -> text of a day's replies the store holds and were not deleted."""
+    return {s.reply.ts: s.reply.text for s in store.stored_replies(channel, date) if not s.deleted}
 
 
 def _register_hypothesis_profiles() -> None:

@@ -12,7 +12,17 @@ from standup_bot import stages
 from standup_bot.listener_app import interpret_message_event
 from standup_bot.stages import Context
 from standup_bot.store import Store
-from tests.conftest import ALICE, BOB, CAROL, CHANNEL, DAY, SIGNING_SECRET, LiveListener, wait_for
+from tests.conftest import (
+    ALICE,
+    BOB,
+    CAROL,
+    CHANNEL,
+    DAY,
+    SIGNING_SECRET,
+    LiveListener,
+    stored_texts,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -21,10 +31,6 @@ def prompt_ts(ctx: Context, store: Store, listener: LiveListener) -> str:
     ts = store.prompt_ts(CHANNEL, DAY)
     assert ts is not None
     return ts
-
-
-def _texts(store: Store) -> dict[str, str]:
-    return {s.reply.ts: s.reply.text for s in store.stored_replies(CHANNEL, DAY) if not s.deleted}
 
 
 def _envelope(event: dict, event_id: str = "Ev0TEST1") -> bytes:
@@ -38,7 +44,7 @@ def _envelope(event: dict, event_id: str = "Ev0TEST1") -> bytes:
 def test_a_reply_is_recorded_and_confirmed_with_a_tick(sim, store, prompt_ts):
     ts = sim.user_posts(ALICE, CHANNEL, "done &amp; dusted", thread_ts=prompt_ts)
 
-    wait_for(lambda: _texts(store).get(ts) == "done &amp; dusted", what="the reply to be stored")
+    wait_for(lambda: stored_texts(store).get(ts) == "done &amp; dusted", what="the reply to be stored")
     wait_for(lambda: sim.reactions_on(CHANNEL, ts) == ["white_check_mark"], what="the ✅")
     assert all(status == 200 for _, status in sim.delivery_results)
 
@@ -57,7 +63,7 @@ def test_no_tick_when_the_setting_is_off(make_settings, store, sim, make_ctx):
         sim.deliver_events_to(f"http://127.0.0.1:{server.effective_port}/slack/events", SIGNING_SECRET)
         stages.prompt(make_ctx(settings), DAY)
         ts = sim.user_posts(ALICE, CHANNEL, "hi", thread_ts=store.prompt_ts(CHANNEL, DAY))
-        wait_for(lambda: ts in _texts(store))
+        wait_for(lambda: ts in stored_texts(store))
         assert sim.calls("reactions.add") == []
     finally:
         server.close()
@@ -65,26 +71,26 @@ def test_no_tick_when_the_setting_is_off(make_settings, store, sim, make_ctx):
 
 def test_edits_and_deletions_are_applied(sim, store, prompt_ts):
     ts = sim.user_posts(BOB, CHANNEL, "frist", thread_ts=prompt_ts)
-    wait_for(lambda: ts in _texts(store))
+    wait_for(lambda: ts in stored_texts(store))
     sim.user_edits(CHANNEL, ts, "first")
-    wait_for(lambda: _texts(store).get(ts) == "first", what="the edit")
+    wait_for(lambda: stored_texts(store).get(ts) == "first", what="the edit")
     assert [s.reply.edited for s in store.stored_replies(CHANNEL, DAY)] == [True]
 
     sim.user_deletes(CHANNEL, ts)
-    wait_for(lambda: ts not in _texts(store), what="the deletion")
+    wait_for(lambda: ts not in stored_texts(store), what="the deletion")
 
 
 def test_a_redelivered_event_never_duplicates_or_undoes_anything(sim, store, prompt_ts):
     ts = sim.user_posts(ALICE, CHANNEL, "original", thread_ts=prompt_ts)
     original = sim.last_event()
-    wait_for(lambda: ts in _texts(store))
+    wait_for(lambda: ts in stored_texts(store))
     sim.user_edits(CHANNEL, ts, "edited")
-    wait_for(lambda: _texts(store).get(ts) == "edited")
+    wait_for(lambda: stored_texts(store).get(ts) == "edited")
 
     assert sim.redeliver(original, retry_num=1) == 200
     assert sim.redeliver(original, retry_num=2, reason="http_error") == 200
     time.sleep(0.2)  # give the (wrongly) re-run handler a chance to act before we look
-    assert _texts(store) == {ts: "edited"}
+    assert stored_texts(store) == {ts: "edited"}
     assert len(sim.calls("reactions.add")) == 1
 
 
@@ -95,8 +101,8 @@ def test_bot_messages_top_level_messages_and_other_threads_are_not_stored(sim, s
     sim.user_posts(BOB, CHANNEL, "in the other thread", thread_ts=other)
     marker = sim.user_posts(ALICE, CHANNEL, "marker", thread_ts=prompt_ts)
 
-    wait_for(lambda: marker in _texts(store))
-    assert list(_texts(store).values()) == ["marker"]
+    wait_for(lambda: marker in stored_texts(store))
+    assert list(stored_texts(store).values()) == ["marker"]
 
 
 def test_requests_with_a_bad_missing_or_stale_signature_get_401_and_change_nothing(
@@ -113,7 +119,7 @@ def test_requests_with_a_bad_missing_or_stale_signature_get_401_and_change_nothi
         urllib.request.urlopen(request, timeout=5)
     assert unsigned.value.code == 401
     time.sleep(0.1)
-    assert _texts(store) == {}
+    assert stored_texts(store) == {}
 
 
 def test_every_valid_event_is_acked_even_the_ones_the_bot_has_no_use_for(sim, listener: LiveListener):
@@ -177,12 +183,12 @@ def test_a_late_original_event_does_not_undo_an_edit_read_from_the_thread(
     original = sim.last_event()
     sim.user_edits(CHANNEL, ts, "final")
     stages.remind(ctx, DAY)  # reads the thread back: the store now has "final"
-    assert _texts(store) == {ts: "final"}
+    assert stored_texts(store) == {ts: "final"}
 
     sim.deliver_events_to(listener.url, SIGNING_SECRET)  # back up
     assert sim.redeliver(original) == 200  # Slack's late retry of the original event
     time.sleep(0.2)  # give the (wrongly) re-run handler a chance to act before we look
-    assert _texts(store) == {ts: "final"}
+    assert stored_texts(store) == {ts: "final"}
 
 
 def test_a_replayed_request_gets_401_and_changes_nothing(sim, store, prompt_ts, listener: LiveListener):
@@ -192,10 +198,10 @@ def test_a_replayed_request_gets_401_and_changes_nothing(sim, store, prompt_ts, 
     timestamp = int(time.time())
 
     assert sim.send_signed(listener.url, body, SIGNING_SECRET, timestamp=timestamp)[0] == 200
-    wait_for(lambda: "1900000000.000100" in _texts(store))
+    wait_for(lambda: "1900000000.000100" in stored_texts(store))
     status, answer = sim.send_signed(listener.url, body, SIGNING_SECRET, timestamp=timestamp)
     assert (status, answer) == (401, b'{"error": "replayed request"}')
-    assert _texts(store) == {"1900000000.000100": "once"}
+    assert stored_texts(store) == {"1900000000.000100": "once"}
 
 
 def test_a_forged_request_does_not_block_the_genuine_one(sim, store, prompt_ts, listener: LiveListener):
@@ -211,4 +217,4 @@ def test_a_forged_request_does_not_block_the_genuine_one(sim, store, prompt_ts, 
 
     assert sim.send_signed(listener.url, tampered, SIGNING_SECRET, timestamp=timestamp, headers=headers)[0] == 401
     assert sim.send_signed(listener.url, body, SIGNING_SECRET, timestamp=timestamp)[0] == 200
-    wait_for(lambda: _texts(store).get("1900000000.000200") == "genuine")
+    wait_for(lambda: stored_texts(store).get("1900000000.000200") == "genuine")

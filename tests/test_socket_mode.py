@@ -44,6 +44,7 @@ from tests.conftest import (
     TEAM_TZ,
     TOKEN,
     LiveListener,
+    stored_texts,
     wait_for,
 )
 
@@ -109,10 +110,6 @@ def prompt_ts(ctx: Context, store: Store, socket_listener: SocketListener) -> st
     ts = store.prompt_ts(CHANNEL, DAY)
     assert ts is not None
     return ts
-
-
-def _texts(store: Store) -> dict[str, str]:
-    return {s.reply.ts: s.reply.text for s in store.stored_replies(CHANNEL, DAY) if not s.deleted}
 
 
 def _envelope(event: dict, event_id: str) -> dict:
@@ -289,7 +286,7 @@ def test_a_reply_goes_over_the_socket_is_recorded_confirmed_and_acked(
     # `listener` also points HTTP delivery at a live HTTP listener: the socket must win.
     ts = sim.user_posts(ALICE, CHANNEL, "done &amp; dusted", thread_ts=prompt_ts)
 
-    wait_for(lambda: _texts(store).get(ts) == "done &amp; dusted", what="the reply to be stored")
+    wait_for(lambda: stored_texts(store).get(ts) == "done &amp; dusted", what="the reply to be stored")
     wait_for(lambda: sim.reactions_on(CHANNEL, ts) == ["white_check_mark"], what="the ✅")
     assert sim.wait_for_socket_acks(timeout=3), "an envelope was not acked within Slack's 3 s"
 
@@ -361,7 +358,7 @@ def test_a_redelivered_envelope_duplicates_nothing_and_undoes_no_edit(
     # The retry was handled to the end (reaction step included) without changing anything.
     wait_for(lambda: len(socket_listener.results_for(original["event_id"])) == 2, what="the retry")
     assert socket_listener.results_for(original["event_id"]) == ["recorded", "updated"]
-    assert _texts(store) == {ts: "edited"}
+    assert stored_texts(store) == {ts: "edited"}
     assert len(store.stored_replies(CHANNEL, DAY)) == 1
     assert len(sim.calls("reactions.add")) == 1
     assert sim.wait_for_socket_acks(timeout=3) and retry in sim.socket_acks
@@ -379,7 +376,7 @@ def test_events_go_back_to_http_once_the_socket_client_leaves(
     ts = sim.user_posts(ALICE, CHANNEL, "over http", thread_ts=prompt_ts)
 
     assert sim.delivery_results == [(sim.last_event()["event_id"], 200)]
-    wait_for(lambda: _texts(store).get(ts) == "over http", what="the reply to be stored")
+    wait_for(lambda: stored_texts(store).get(ts) == "over http", what="the reply to be stored")
     assert all(m["payload"]["event"].get("text") != "over http" for m in sim.socket_envelopes)
 
 
@@ -440,7 +437,7 @@ def test_the_listener_cli_runs_in_socket_mode_and_stops_on_sigterm(
                  what="the listener to connect")
         assert process.poll() is None, process.communicate()
         ts = sim.user_posts(ALICE, CHANNEL, "via the CLI", thread_ts=prompt_ts)
-        wait_for(lambda: _texts(store).get(ts) == "via the CLI", what="the reply to be stored")
+        wait_for(lambda: stored_texts(store).get(ts) == "via the CLI", what="the reply to be stored")
         wait_for(lambda: sim.reactions_on(CHANNEL, ts) == ["white_check_mark"], what="the ✅")
         assert sim.wait_for_socket_acks(timeout=3)
 

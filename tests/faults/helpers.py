@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from standup_bot.mail_sink import MailSink
 from standup_bot.settings import PROJECT_DIR
 from standup_bot.slack_simulator import SlackSimulator
-from tests.conftest import ALICE, BOB, CAROL, CHANNEL, TOKEN
+from tests.conftest import ALICE, BOB, CAROL, CHANNEL, TOKEN, wait_for
 
 STANDUP = str(PROJECT_DIR / "standup.py")
 LISTENER = str(PROJECT_DIR / "listener.py")
@@ -169,19 +169,6 @@ def finish_all(processes: dict[str, tuple[subprocess.Popen[Any], Path]], started
         text = output.read_text(encoding="utf-8")
         results[name] = Result((name,), process.returncode, text, text, ended[name] - started)
     return results
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
-             interval: float = 0.02) -> Any:
-    """Poll until `condition()` is truthy and return it; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def one_error_line(result: Result) -> str:
