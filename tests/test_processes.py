@@ -63,9 +63,8 @@ def write_config(directory: Path, **settings: Any) -> Path:
     return config
 
 
-@pytest.fixture
-def config(tmp_path: Path, sim: SlackSimulator, smtp: MailSink) -> Path:
-    """Write a valid config for the simulator and the SMTP sink."""
+def standup_config(tmp_path: Path, sim: SlackSimulator, smtp: MailSink) -> Path:
+    """Write a valid config for the simulator and the SMTP sink (shared by the process tests)."""
     return write_config(
         tmp_path / "conf",
         SLACK_BOT_TOKEN=TOKEN,
@@ -83,6 +82,12 @@ def config(tmp_path: Path, sim: SlackSimulator, smtp: MailSink) -> Path:
         # These run on the real date: every day is a standup day, so weekends pass too.
         WORKDAYS=["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
     )
+
+
+@pytest.fixture
+def config(tmp_path: Path, sim: SlackSimulator, smtp: MailSink) -> Path:
+    """Write a valid config for the simulator and the SMTP sink."""
+    return standup_config(tmp_path, sim, smtp)
 
 
 def run(script: str, *args: str, cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:

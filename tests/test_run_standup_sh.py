@@ -20,8 +20,8 @@ from standup_bot.mail_sink import MailSink
 from standup_bot.settings import PROJECT_DIR
 from standup_bot.slack_simulator import SlackSimulator
 
-from .conftest import ALICE, BOB, CHANNEL, TEAM_TZ, TOKEN
-from .test_processes import write_config
+from .conftest import CHANNEL, TOKEN
+from .test_processes import standup_config
 
 WRAPPER = PROJECT_DIR / "run_standup.sh"
 CRON_PATH = "/usr/bin:/bin"
@@ -57,22 +57,7 @@ pytestmark = [
 @pytest.fixture
 def config(tmp_path: Path, sim: SlackSimulator, smtp: MailSink) -> Path:
     """Write a valid config for the simulator and the SMTP sink."""
-    return write_config(
-        tmp_path / "conf",
-        SLACK_BOT_TOKEN=TOKEN,
-        SLACK_API_URL=sim.base_url,
-        STANDUP_CHANNEL=CHANNEL,
-        MEMBERS=[ALICE, BOB],
-        TIMEZONE=TEAM_TZ,
-        SMTP_HOST=smtp.host,
-        SMTP_PORT=smtp.port,
-        SMTP_SECURITY="none",
-        MAIL_FROM="standup@example.com",
-        DIGEST_RECIPIENTS=["lead@example.com"],
-        DATA_DIR=str(tmp_path / "data"),
-        # These run on the real date: every day is a standup day, so weekends pass too.
-        WORKDAYS=["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
-    )
+    return standup_config(tmp_path, sim, smtp)
 
 
 @pytest.fixture
