@@ -40,6 +40,11 @@ AMBIGUOUS = frozenset({"timeout", "server_error"})
 SLACKBOT_ID = "USLACKBOT"
 
 
+def _is_post(request: HttpRequest) -> bool:
+    """Tell whether a request posts a message (a retry could post it twice)."""
+    return request.url.rstrip("/").endswith("/chat.postMessage")
+
+
 class ServerErrorRetry(RetryHandler):
     """Retry HTTP 5xx answers (slack_sdk's own handler only knows 500 and 503), except posts."""
 
@@ -53,7 +58,7 @@ class ServerErrorRetry(RetryHandler):
     ) -> bool:
         # A post answered with a 5xx may have been posted all the same; the stage checks for
         # it before trying again, so it is not retried blindly here.
-        if request.url.rstrip("/").endswith("/chat.postMessage"):
+        if _is_post(request):
             return False
         return response is not None and 500 <= response.status_code < 600
 
@@ -77,7 +82,7 @@ class ConnectionRetry(ConnectionErrorRetryHandler):
         ambiguous = isinstance(error, (TimeoutError, RemoteDisconnected)) or (
             isinstance(error, URLError) and isinstance(error.reason, TimeoutError)
         )
-        if ambiguous and request.url.rstrip("/").endswith("/chat.postMessage"):
+        if ambiguous and _is_post(request):
             return False
         return super()._can_retry(state=state, request=request, response=response, error=error)
 
