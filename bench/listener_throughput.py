@@ -5,8 +5,9 @@
 What runs (all on loopback):
 * the Slack simulator and SMTP sink in their own process (bench/_simhost.py);
 * the real listener: `listener.py --config ... --threads 8` as a subprocess, its config
-  pointing SLACK_API_URL at the simulator (it calls auth.test at start, and reactions.add
-  to confirm each new reply, as configured by default);
+  pointing SLACK_API_URL at the simulator (it calls auth.test at start; each new reply is
+  stored, then its ✅ is queued and sent by one background thread paced to Slack's Tier 3
+  limit, 50 at once then 50 a minute, as configured by default);
 * the baseline: a bare Bolt app that only acks (bench/_bare_bolt.py), served by waitress with
   the same options and thread count;
 * 16 sender processes (bench/_load.py), each posting signed reply events over one keep-alive
@@ -15,8 +16,8 @@ What runs (all on loopback):
 Each round the simulator creates N real replies in the prompt's thread (delivery off) and
 hands back the exact Events API envelopes Slack would send (unique event_id and ts); they are
 posted to the listener and, in the same round, to the bare app (alternating which goes first).
-After each listener run the script waits until every reply is in SQLite and every
-confirmation reaction reached the simulator ("drained"): sustained = N / (drained - start).
+After each listener run the script waits until every reply is in SQLite ("drained"):
+sustained = N / (drained - start); "ticks" counts the reactions.add calls made by then.
 At the end: 200 events are redelivered as Slack retries (X-Slack-Retry-Num) and every reply
 must be stored exactly once.
 
@@ -52,10 +53,8 @@ def reply_text(i: int) -> str:
     )
 
 
-def wait_drained(db: Path, channel: str, date: str, expected: int, sim: S.SimHost,
-                 reactions: int, timeout: float = 180.0) -> tuple[float, float]:
-    """Wait until `expected` replies are stored, then until `reactions` reactions.add calls
-    arrived; return both moments (time.perf_counter())."""
+def wait_stored(db: Path, channel: str, date: str, expected: int, timeout: float = 180.0) -> float:
+    """Wait until `expected` replies are stored; return that moment (time.perf_counter())."""
     deadline = time.monotonic() + timeout
     conn = sqlite3.connect(db, timeout=30)
     try:
@@ -65,17 +64,9 @@ def wait_drained(db: Path, channel: str, date: str, expected: int, sim: S.SimHos
                 "SELECT count(*) FROM replies WHERE channel = ? AND date = ? AND deleted = 0", (channel, date)
             ).fetchone()[0]
             if stored >= expected:
-                stored_at = time.perf_counter()
-                break
+                return time.perf_counter()
             time.sleep(0.01)
-        else:
-            raise TimeoutError(f"only {stored} of {expected} replies stored")
-        while time.monotonic() < deadline:
-            calls = sim.call("stats")["calls"].get("reactions.add", 0)
-            if calls >= reactions:
-                return stored_at, time.perf_counter()
-            time.sleep(0.02)
-        raise TimeoutError(f"only {calls} of {reactions} reactions")
+        raise TimeoutError(f"only {stored} of {expected} replies stored")
     finally:
         conn.close()
 
@@ -165,12 +156,10 @@ def run_listener_bench(args: argparse.Namespace, work: Path) -> dict:
                     }
                     if target == "listener":
                         sent_ts.extend(made["ts"])
-                        reactions = 0 if args.no_reaction else len(sent_ts)
-                        stored_at, reacted_at = wait_drained(data_dir / "standup.db", S.CHANNEL, date.isoformat(),
-                                                             len(sent_ts), sim, reactions)
+                        stored_at = wait_stored(data_dir / "standup.db", S.CHANNEL, date.isoformat(), len(sent_ts))
                         row["stored_rate"] = result.count / (stored_at - result.started)
                         row["drain_lag"] = stored_at - result.finished
-                        row["react_lag"] = reacted_at - result.finished
+                        row["ticks"] = sim.call("stats")["calls"].get("reactions.add", 0)
                         row["rss_mb"] = S.rss_kb(procs["listener"].pid) / 1024
                     cpu1 = (S.cpu_seconds(procs[target].pid), S.cpu_seconds(sim.proc.pid), S.children_cpu_seconds())
                     row["cpu_server"], row["cpu_sim"], row["cpu_senders"] = (
@@ -194,6 +183,7 @@ def run_listener_bench(args: argparse.Namespace, work: Path) -> dict:
                 "missing": len(set(sent_ts) - set(stored)), "extra": len(set(stored) - set(sent_ts)),
                 "seen_events": seen, "retries_acked": retry.statuses.get(200, 0),
                 "reactions": stats["calls"].get("reactions.add", 0),
+                "ticked_twice": sum(n > 1 for n in sim.call("reactions", channel=S.CHANNEL, ts=sent_ts)),
             }
         finally:
             for proc in procs.values():
@@ -288,16 +278,16 @@ def main() -> int:
         per_round = []
         for lst, bare in zip(rows["listener"], rows["bare"], strict=True):
             per_round.append([lst["round"], "listener", lst["rate"], lst["p50"], lst["p90"], lst["p99"], lst["max"],
-                              lst["non2xx"], lst["stored_rate"], lst["drain_lag"], lst["react_lag"], lst["rss_mb"],
+                              lst["non2xx"], lst["stored_rate"], lst["drain_lag"], lst["ticks"], lst["rss_mb"],
                               lst["cpu_server"], lst["cpu_sim"], lst["cpu_senders"]])
             per_round.append([bare["round"], "bare Bolt", bare["rate"], bare["p50"], bare["p90"], bare["p99"],
                               bare["max"], bare["non2xx"], "", "", "", "", bare["cpu_server"], bare["cpu_sim"],
                               bare["cpu_senders"]])
         print(S.table(["round", "app", "acks/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "non-2xx",
-                       "stored/s", "store lag s", "reaction lag s", "RSS MB", "server CPU ms/ev", "sim CPU ms/ev",
+                       "stored/s", "store lag s", "ticks", "RSS MB", "server CPU ms/ev", "sim CPU ms/ev",
                        "senders CPU ms/ev"], per_round))
-        print("(stored/s = events / (last reply in SQLite - first send); lags: after the last ack, until the last "
-              "reply is stored / the last confirmation reaction reached the simulator)")
+        print("(stored/s = events / (last reply in SQLite - first send); store lag: after the last ack, until the "
+              "last reply is stored; ticks: reactions.add calls so far, all rounds)")
         print("(CPU per event, user+system, from /proc: the server under test, the simulator answering "
               "reactions.add, and the 16 sender processes; 2 cores = 2,000 CPU ms per wall second)")
         print()
@@ -321,10 +311,12 @@ def main() -> int:
         check = result["check"]
         ok = (check["stored"] == check["distinct"] == check["sent"] and not check["missing"] and not check["extra"]
               and check["seen_events"] == check["sent"] and check["retries_acked"] == 200
-              and (args.no_reaction or check["reactions"] == check["sent"]))
+              and check["reactions"] <= check["sent"] and not check["ticked_twice"]
+              and (not args.no_reaction or check["reactions"] == 0))
         print(f"exactly once: sent {check['sent']}, stored {check['stored']} ({check['distinct']} distinct ts), "
               f"missing {check['missing']}, extra {check['extra']}, seen_events {check['seen_events']}, "
               f"200 retries acked {check['retries_acked']}/200 and ignored, reactions.add {check['reactions']} "
+              f"({check['ticked_twice']} replies ticked twice) "
               f"-> {'OK' if ok else 'FAILED'}")
         target_met = (med("listener", "stored_rate") >= 1000 and med("listener", "p99") <= 50
                       and S.median(stored_ratios) >= 0.8 and ok)

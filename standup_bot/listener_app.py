@@ -28,6 +28,7 @@ from slack_sdk import WebClient
 
 from . import blockers, sanity, slash
 from .away import AwayInputError, apply_request, parse_request
+from .confirmations import ConfirmationQueue
 from .errors import SlackError, StoreError
 from .form import FormReports
 from .messages import EDIT_FORM_ACTION, FORM_CALLBACK_ID, OPEN_FORM_ACTION
@@ -96,13 +97,28 @@ def interpret_message_event(event: Mapping[str, Any]) -> ReplyEvent | None:
     return ReplyEvent("reply", channel, ts, thread_ts, event, ts)
 
 
+def reaction_sender(slack: SlackApi) -> Callable[[str, str], None]:
+    """Return what adds the ✅ to a recorded reply (a failure is logged: the tick is a courtesy)."""
+
+    def confirm(channel: str, ts: str) -> None:
+        try:
+            slack.add_reaction(channel, ts, CONFIRM_REACTION)
+        except SlackError as exc:
+            log.warning("could not add the confirmation reaction to %s: %s", ts, exc)
+
+    return confirm
+
+
 class ReplyRecorder:
     """Apply message events to the store and confirm new replies with a reaction."""
 
-    def __init__(self, settings: Settings, store: Store, slack: SlackApi) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, slack: SlackApi, confirmations: ConfirmationQueue | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.slack = slack
+        self.confirmations = confirmations or ConfirmationQueue(reaction_sender(slack))
 
     def handle(self, event: Mapping[str, Any], event_id: str | None) -> str:
         """Record one message event; return what was done (for logs and tests)."""
@@ -123,7 +139,7 @@ class ReplyRecorder:
             change.channel, date, reply, version=change.version, event_id=event_id
         )
         if is_new and change.kind == "reply" and self.settings.confirm_with_reaction:
-            self._confirm(change.channel, reply.ts)
+            self.confirmations.submit(change.channel, reply.ts)
         log.debug("%s reply %s from %s for %s", "recorded" if is_new else "updated", reply.ts, reply.user, date)
         # Also for a redelivery: escalation is claimed per contact, and this retries a failed DM.
         self.escalate_blockers(change.channel, date, reply.user)
@@ -140,21 +156,15 @@ class ReplyRecorder:
                 lambda member: blockers.member_name(self.store, self.slack, member),
             )
 
-    def _confirm(self, channel: str, ts: str) -> None:
-        try:
-            self.slack.add_reaction(channel, ts, CONFIRM_REACTION)
-        except SlackError as exc:
-            # The reply is recorded; the tick is a courtesy, so a failure is only logged.
-            log.warning("could not add the confirmation reaction to %s: %s", ts, exc)
-
 
 def build_app(
     settings: Settings, store: Store, client: WebClient, *, socket_mode: bool = False,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    confirmations: ConfirmationQueue | None = None,
 ) -> App:
     """Build the Bolt app: message events recorded, `/standup` answered, the form served,
-    everything acknowledged."""
-    recorder = ReplyRecorder(settings, store, SlackApi(client))
+    everything acknowledged. New replies get their ✅ from `confirmations` (one is made if not given)."""
+    recorder = ReplyRecorder(settings, store, SlackApi(client), confirmations)
     forms = FormReports(settings, store, SlackApi(client))
     app = App(
         client=client,

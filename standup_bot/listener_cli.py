@@ -73,17 +73,20 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
 
 def serve(settings: Settings, host: str, port: int, threads: int) -> None:
     """Check the token, then serve until SIGTERM or Ctrl-C."""
-    from .listener_app import build_app, serve_http, serve_socket_mode
+    from .confirmations import ConfirmationQueue
+    from .listener_app import build_app, reaction_sender, serve_http, serve_socket_mode
     from .slack import SlackApi, make_client
     from .store import Store
 
     store = Store.open(settings.data_dir)
+    confirmations: ConfirmationQueue | None = None
     try:
         client = make_client(settings.slack_bot_token, settings.slack_api_url, timeout=settings.slack_timeout)
         identity = SlackApi(client).auth_test()
         socket_mode = bool(settings.slack_app_token)
         _stop_on_sigterm()
-        app = build_app(settings, store, client, socket_mode=socket_mode)
+        confirmations = ConfirmationQueue(reaction_sender(SlackApi(client)))
+        app = build_app(settings, store, client, socket_mode=socket_mode, confirmations=confirmations)
         if socket_mode:
             _serve_socket_mode(serve_socket_mode(app, settings.slack_app_token), settings, identity)
             return
@@ -95,6 +98,8 @@ def serve(settings: Settings, host: str, port: int, threads: int) -> None:
         finally:
             server.close()
     finally:
+        if confirmations is not None:
+            confirmations.close()
         store.close()
 
 
