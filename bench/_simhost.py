@@ -4,11 +4,9 @@
 gets a command: JSON lines on stdin ({"cmd": NAME, ...}), one JSON line answered on stdout
 for each ({"result": ...} or {"error": "..."}). Started by `_support.SimHost`.
 
-Two bench-only extensions of the package's simulator and sink, both subclasses:
-* `BenchSimulator.workspace_limit`: a second token bucket on a method, shared by every
-  channel, checked together with the simulator's own (per-channel) `limit_rate` bucket. The
-  simulator keeps one rule per method, and Slack's chat.postMessage has two limits at once.
-  A call is refused (429, Retry-After) if either bucket is empty and then takes no token.
+The package's simulator as it is: its `limit_rate` holds a per-channel and a workspace-wide
+rule on one method at once, as Slack limits chat.postMessage, and counts what it refused
+(`rate_limited`). One bench-only extension, a subclass of the package's sink:
 * `DeferredParseSink`: keeps each message's raw bytes and parses it only when asked, after the
   clock has stopped (the package's sink parses during SMTP DATA, which the client waits for).
 """
@@ -16,56 +14,16 @@ Two bench-only extensions of the package's simulator and sink, both subclasses:
 from __future__ import annotations
 
 import json
-import math
 import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from standup_bot import slack_simulator as simmod
 from standup_bot.mail_sink import MailSink
 from standup_bot.slack_simulator import SlackSimulator
-
-
-class BenchSimulator(SlackSimulator):
-    """The package's simulator plus a workspace-wide bucket per method, and 429 counts."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._ws_rules: dict[str, tuple[float, int]] = {}
-        self._ws_buckets: dict[str, list[float]] = {}  # method -> [tokens, updated]
-        self.limited: Counter[str] = Counter()
-
-    def workspace_limit(self, method: str, per_second: float, burst: int) -> None:
-        with self._lock:
-            self._ws_rules[method] = (per_second, burst)
-            self._ws_buckets.pop(method, None)
-
-    def _check_rate(self, method: str, params: dict) -> Any:  # called with the lock held
-        ws = self._ws_rules.get(method)
-        if ws is None:
-            answer = super()._check_rate(method, params)
-            if answer is not None:
-                self.limited[method] += 1
-            return answer
-        per_second, burst = ws
-        now = time.monotonic()
-        bucket = self._ws_buckets.setdefault(method, [float(burst), now])
-        bucket[0] = min(float(burst), bucket[0] + (now - bucket[1]) * per_second)
-        bucket[1] = now
-        if bucket[0] < 1:
-            self.limited[method] += 1
-            return simmod._rate_limited(max(1, math.ceil((1 - bucket[0]) / per_second)))
-        answer = super()._check_rate(method, params)  # the per-channel rule, if any
-        if answer is not None:
-            self.limited[method] += 1
-            return answer
-        bucket[0] -= 1
-        return None
 
 
 class DeferredParseSink(MailSink):
@@ -83,7 +41,7 @@ class DeferredParseSink(MailSink):
 
 def main() -> None:
     options = json.loads(sys.argv[1])
-    sim = BenchSimulator(token=options["token"], page_size_cap=int(options.get("page_size_cap", 1000)))
+    sim = SlackSimulator(token=options["token"], page_size_cap=int(options.get("page_size_cap", 1000)))
     sink = DeferredParseSink()
     sim.start()
     sink.start()
@@ -104,23 +62,23 @@ def main() -> None:
         sim.stop()
 
 
-def _info(sim: BenchSimulator, sink: DeferredParseSink) -> dict:
+def _info(sim: SlackSimulator, sink: DeferredParseSink) -> dict:
     return {"base_url": sim.base_url, "smtp_host": sink.host, "smtp_port": sink.port}
 
 
-def _users(sim: BenchSimulator, sink: DeferredParseSink, ids: list[str], tz: str = "UTC") -> int:
+def _users(sim: SlackSimulator, sink: DeferredParseSink, ids: list[str], tz: str = "UTC") -> int:
     for i, user_id in enumerate(ids):
         sim.add_user(user_id, f"member{i}", display_name=f"Member {i}", real_name=f"Member Number {i}", tz=tz)
     return len(ids)
 
 
-def _channel(sim: BenchSimulator, sink: DeferredParseSink, id: str, name: str, members: list[str]) -> str:
+def _channel(sim: SlackSimulator, sink: DeferredParseSink, id: str, name: str, members: list[str]) -> str:
     sim.add_channel(id, name, members)
     return id
 
 
 def _replies(
-    sim: BenchSimulator, sink: DeferredParseSink, channel: str, thread_ts: str, users: list[str],
+    sim: SlackSimulator, sink: DeferredParseSink, channel: str, thread_ts: str, users: list[str],
     texts: list[str], envelopes: bool = False,
 ) -> dict:
     """Each user posts one reply in the thread (with event delivery off); return ts values
@@ -143,38 +101,33 @@ def _replies(
     return {"ts": out_ts, "envelopes": out_env}
 
 
-def _limit_rate(sim: BenchSimulator, sink: DeferredParseSink, method: str, per_second: float,
+def _limit_rate(sim: SlackSimulator, sink: DeferredParseSink, method: str, per_second: float,
                 per_channel: bool, burst: int) -> None:
     sim.limit_rate(method, per_second, per_channel=per_channel, burst=burst)
 
 
-def _workspace_limit(sim: BenchSimulator, sink: DeferredParseSink, method: str, per_second: float,
-                     burst: int) -> None:
-    sim.workspace_limit(method, per_second, burst)
-
-
-def _dm_counts(sim: BenchSimulator, sink: DeferredParseSink, users: list[str]) -> list[int]:
+def _dm_counts(sim: SlackSimulator, sink: DeferredParseSink, users: list[str]) -> list[int]:
     return [len(sim.dms_to(u)) for u in users]
 
 
-def _stats(sim: BenchSimulator, sink: DeferredParseSink) -> dict:
+def _stats(sim: SlackSimulator, sink: DeferredParseSink) -> dict:
     with sim._lock:
         calls = Counter(r.method for r in sim.requests)
         times = {}
         for r in sim.requests:
             first, last = times.get(r.method, (r.at, r.at))
             times[r.method] = (min(first, r.at), max(last, r.at))
-    return {"calls": dict(calls), "limited": dict(sim.limited), "span": times}
+    return {"calls": dict(calls), "limited": dict(sim.rate_limited), "span": times}
 
 
-def _reset(sim: BenchSimulator, sink: DeferredParseSink) -> None:
+def _reset(sim: SlackSimulator, sink: DeferredParseSink) -> None:
     with sim._lock:
         sim.requests.clear()
         sim.delivery_results.clear()
-        sim.limited.clear()
+        sim.rate_limited.clear()
 
 
-def _mails(sim: BenchSimulator, sink: DeferredParseSink, parse: bool = True) -> list[dict]:
+def _mails(sim: SlackSimulator, sink: DeferredParseSink, parse: bool = True) -> list[dict]:
     import email
     import email.policy
 
@@ -193,16 +146,16 @@ def _mails(sim: BenchSimulator, sink: DeferredParseSink, parse: bool = True) -> 
     return out
 
 
-def _clear_mails(sim: BenchSimulator, sink: DeferredParseSink) -> None:
+def _clear_mails(sim: SlackSimulator, sink: DeferredParseSink) -> None:
     with sink._condition:
         sink.raw.clear()
 
 
-def _reactions(sim: BenchSimulator, sink: DeferredParseSink, channel: str, ts: list[str]) -> list[int]:
+def _reactions(sim: SlackSimulator, sink: DeferredParseSink, channel: str, ts: list[str]) -> list[int]:
     return [len(sim.reactions_on(channel, t)) for t in ts]
 
 
-def _slow(sim: BenchSimulator, sink: DeferredParseSink, method: str, delay: float, times: int) -> None:
+def _slow(sim: SlackSimulator, sink: DeferredParseSink, method: str, delay: float, times: int) -> None:
     """Make the next `times` calls of `method` take `delay` seconds (Slack's own latency)."""
     sim.fail(method, delay=delay, times=times)
 
@@ -214,7 +167,6 @@ COMMANDS = {
     "channel": _channel,
     "replies": _replies,
     "limit_rate": _limit_rate,
-    "workspace_limit": _workspace_limit,
     "dm_counts": _dm_counts,
     "stats": _stats,
     "reset": _reset,

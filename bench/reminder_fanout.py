@@ -8,8 +8,10 @@ The simulator (own process, bench/_simhost.py) enforces on chat.postMessage, at 
 * workspace-wide: --per-minute (default 900 = 15/s) with a burst of --burst (default 30,
   i.e. two seconds' worth). Slack does not publish the workspace number; "several hundred
   per minute" is what is observed, and 900/min keeps the run under two minutes.
-Refused calls get HTTP 429 with Retry-After and take no token. Nothing else is limited
-(conversations.open is Tier 3, 50+/min, on real Slack: see docs/benchmarks.md).
+Refused calls get HTTP 429 with Retry-After and take no token (the simulator's `limit_rate`
+holds both rules at once). Nothing else is limited. Each reminder is one chat.postMessage to
+the member's user ID (Slack opens the DM), so no conversations.open (Tier 3, 50+/min on real
+Slack) is made; the table counts them to show it.
 
 Each reminder is a DM to a different member, i.e. to a different DM channel, so the
 per-channel limit never binds; the workspace bucket does. The floor is the time that
@@ -68,7 +70,7 @@ def main() -> int:
             })
             store = Store.open(settings.data_dir)
             said: list[str] = []
-            # The production client: slack_sdk's RateLimitErrorRetryHandler honours Retry-After.
+            # The production client: its 429 handler waits exactly Retry-After.
             client = make_client(S.TOKEN, sim.base_url, timeout=30)
             ctx = stages.Context(settings, store, SlackApi(client), now=lambda: dt.datetime.now(dt.UTC),
                                  sleep=time.sleep, say=said.append)
@@ -80,7 +82,8 @@ def main() -> int:
                 if limited:
                     sim.call("limit_rate", method="chat.postMessage", per_second=1.0, per_channel=True,
                              burst=args.channel_burst)
-                    sim.call("workspace_limit", method="chat.postMessage", per_second=rate, burst=args.burst)
+                    sim.call("limit_rate", method="chat.postMessage", per_second=rate, per_channel=False,
+                             burst=args.burst)
                 t0 = time.perf_counter()
                 stages.remind(ctx, date)
                 elapsed = time.perf_counter() - t0

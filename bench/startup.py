@@ -26,11 +26,14 @@ from pathlib import Path
 import _support as S
 
 STANDUP = str(S.ROOT / "standup.py")
-# Packages a command needs only for another stage: the digest (rendering, mail), the scheduler.
-NOT_FOR_PROMPT = ("jinja2", "markupsafe", "smtplib", "email", "standup_bot.render", "standup_bot.mail",
-                  "apscheduler", "tzlocal", "aiosmtpd", "slack_bolt", "waitress", "holidays")
-NOT_FOR_CHECK = ("jinja2", "markupsafe", "standup_bot.render", "apscheduler", "tzlocal", "aiosmtpd",
-                 "slack_bolt", "waitress", "sqlite3")
+# Packages a command needs only for another stage: the digest (rendering, mail, the answer
+# splitter), the scheduler, the listener. Not `email`: http.client (so slack_sdk) imports most of it.
+DIGEST_ONLY = ("jinja2", "standup_bot.render", "standup_bot.answers", "standup_bot.structured",
+               "standup_bot.blockers", "standup_bot.sanity", "standup_bot.addendum")
+NOT_FOR_PROMPT = (*DIGEST_ONLY, "markupsafe", "smtplib", "standup_bot.mail", "apscheduler", "tzlocal",
+                  "aiosmtpd", "slack_bolt", "waitress", "holidays")
+NOT_FOR_CHECK = (*DIGEST_ONLY, "markupsafe", "apscheduler", "tzlocal", "aiosmtpd", "slack_bolt", "waitress",
+                 "sqlite3")
 
 
 def weekdays(start: dt.date, count: int) -> list[dt.date]:

@@ -24,8 +24,9 @@ import difflib
 import functools
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
 
 from .markup import tokenize, unescape
 
@@ -131,6 +132,33 @@ _EMOJI_CHAR = (
 _EMOJI_RE = re.compile(f"{_SHORTCODE_RE.pattern}|{_EMOJI_CHAR}", re.IGNORECASE)
 
 
+_R = TypeVar("_R")
+
+
+def _memoised_if_short(maxsize: int, longest: int) -> Callable[[Callable[..., _R]], Callable[..., _R]]:
+    """Memoise a function of a string (and hashable arguments after it), for strings up to `longest`.
+
+    What repeats from reply to reply is short (words, headings, "none"). The caches last as
+    long as the process (the listener runs for weeks), so they are bounded in entries and,
+    as a 40,000-character line is worked out but never kept, in memory too.
+    """
+
+    def decorate(function: Callable[..., _R]) -> Callable[..., _R]:
+        remembered = functools.lru_cache(maxsize=maxsize)(function)
+
+        @functools.wraps(function)
+        def call(text: str | None, *args: Any) -> _R:
+            if text is not None and len(text) > longest:
+                return function(text, *args)
+            return remembered(text, *args)
+
+        call.cache_clear = remembered.cache_clear  # type: ignore[attr-defined]  # as lru_cache has
+        return call
+
+    return decorate
+
+
+@_memoised_if_short(8192, 40)
 def _norm(word: str) -> str:
     """Lower-case a word and drop a possessive or a plural "s" (blockers → blocker)."""
     word = word.lower().replace("’", "'")
@@ -140,6 +168,7 @@ def _norm(word: str) -> str:
     return word
 
 
+@_memoised_if_short(8192, 40)
 def _stem(word: str) -> str:
     """Reduce a word a little further than _norm (focusing → focus, approved → approv)."""
     word = _norm(word)
@@ -167,6 +196,9 @@ _FILLER_WORDS = frozenset(_norm(word) for word in _FILLER)
 _VOCAB_STEMS: dict[str, str] = {
     _stem(phrase[0]): group for phrase, group in _PHRASES.items() if len(phrase) == 1 and len(phrase[0]) > 1
 }
+# Every word of every keyword phrase: a heading word outside these, the filler and the
+# questions' own words rules the line out as a heading (see _vote).
+_PHRASE_WORDS = frozenset(word for phrase in _PHRASES for word in phrase)
 
 
 def _phrase_hits(words: Sequence[str]) -> tuple[list[tuple[str, int, int]], list[int]]:
@@ -190,13 +222,17 @@ def _phrase_hits(words: Sequence[str]) -> tuple[list[tuple[str, int, int]], list
     return hits, unmatched
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one per questions (see _vocabulary)
 class _Vocabulary:
     """What the headings of a reply may say, derived from the configured questions."""
 
     questions: tuple[tuple[str, ...], ...]  # each question's words, for an exact match
     group_question: dict[str, int]  # keyword group -> index of the question it answers
     content: tuple[frozenset[str], ...]  # each question's own words (stems), minus filler
+    any_content: frozenset[str]  # the union of `content`
+    lengths: frozenset[int]  # how many words the questions have, for an exact match
+    typed: re.Pattern[str] | None  # any question typed out (see _break_at_questions)
+    typed_ascii: tuple[str, ...]  # the same questions lower-cased, when all are ASCII; else ()
 
 
 def _question_group(words: Sequence[str]) -> str | None:
@@ -228,7 +264,13 @@ def _vocabulary(questions: tuple[str, ...]) -> _Vocabulary:
         frozenset(_stem(word) for word in question_words if word not in _FILLER_WORDS)
         for question_words in words
     )
-    return _Vocabulary(words, group_question, content)
+    typed = [q.strip() for q in questions if len(q.strip()) > 3]
+    pattern = re.compile("|".join(re.escape(q) for q in typed), re.IGNORECASE) if typed else None
+    lowered = tuple(q.lower() for q in typed) if all(q.isascii() for q in typed) else ()
+    return _Vocabulary(
+        words, group_question, content, frozenset().union(*content), frozenset(len(q) for q in words if q),
+        pattern, lowered,
+    )
 
 
 # --- lines --------------------------------------------------------------------------------
@@ -288,6 +330,8 @@ def _is_blank(line: str) -> bool:
 
 def _code_flags(lines: Sequence[str]) -> list[bool]:
     """Flag the lines that start inside a ``` code block (not the opening fence's line)."""
+    if "```" not in "\n".join(lines):  # the usual reply: no code block at all
+        return [False] * len(lines)
     flags: list[bool] = []
     inside = False
     for line in lines:
@@ -300,9 +344,9 @@ def _code_flags(lines: Sequence[str]) -> list[bool]:
 def _trim(lines: Sequence[str]) -> list[str]:
     """Drop blank lines at both ends."""
     start, end = 0, len(lines)
-    while start < end and _is_blank(lines[start]):
+    while start < end and not lines[start].strip():
         start += 1
-    while end > start and _is_blank(lines[end - 1]):
+    while end > start and not lines[end - 1].strip():
         end -= 1
     return list(lines[start:end])
 
@@ -324,23 +368,34 @@ def _drop_sign_offs(lines: Sequence[str]) -> list[str]:
 
 
 def _join(lines: Sequence[str]) -> str:
-    return "\n".join(_trim(lines)).strip()
+    # Blank lines at the ends are whitespace: strip() drops them as _trim would.
+    return "\n".join(lines).strip()
 
 
 # --- headings -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Heading:
-    """A line recognised as a heading: what it asks about and the text after it."""
+class _HeadShape(NamedTuple):
+    """What a heading's words say, apart from the text after it (see _head_shape)."""
 
-    line: int
-    votes: dict[int, int]  # question index -> votes, with "today" counted as planned
-    today_votes: dict[int, int]  # the same with "today" counted as done
-    exact: int | None  # the question typed out in full
+    # The question it heads: the question typed out in full, else the one its words vote
+    # for most (see _vote), None on a tie; "today" counted as planned, then as done.
+    question: int | None
+    done_question: int | None
     tomorrow: bool
     colon: bool  # "Today: x" rather than "Today – x", "*Today*" or a bare "Today"
     bare: bool  # a line of heading words only: no separator, bold or emoji
+    needs_more: bool  # a heading only when something follows it (a bare "Today" line)
+
+
+class _Heading(NamedTuple):  # tuples, not dataclasses: built for many lines of every reply
+    """A line recognised as a heading: what it asks about and the text after it."""
+
+    question: int | None  # see _HeadShape
+    done_question: int | None
+    tomorrow: bool
+    colon: bool
+    bare: bool
     rest: str
 
 
@@ -373,8 +428,27 @@ def _vote(words: Sequence[str], vocab: _Vocabulary, today_is_done: bool) -> dict
     return votes
 
 
-def _parse_heading(line: str, index: int, vocab: _Vocabulary, more_follows: bool) -> _Heading | None:
-    """Recognise a heading line such as ``*Yesterday:* fixed it`` or ``:no_entry: Blockers``."""
+# A line's heading, worked out once per split (_break_inline_headings looks at each line,
+# then _find_headings again): line -> (heading or None, whether it needs more to follow).
+_HeadingMemo = dict[str, tuple["_Heading | None", bool]]
+
+
+def _parse_heading(line: str, vocab: _Vocabulary, more_follows: bool, memo: _HeadingMemo) -> _Heading | None:
+    """Recognise a heading line such as ``*Yesterday:* fixed it`` or ``:no_entry: Blockers``.
+
+    A bare line of heading words ("Today") is one only when something follows it.
+    """
+    found = memo.get(line)
+    if found is None:
+        found = memo[line] = _heading_of(line, vocab)
+    heading, needs_more = found
+    return None if needs_more and not more_follows else heading
+
+
+# Short lines recur from reply to reply ("*Blockers:* none", "Today:"); longer ones hardly.
+@_memoised_if_short(1024, 40)
+def _heading_of(line: str, vocab: _Vocabulary) -> tuple[_Heading | None, bool]:
+    """Return the line's heading as if more follows it, and whether it is one only then."""
     position = 0
     emoji = False
     while match := _PREFIX_RE.match(line, position):
@@ -384,41 +458,101 @@ def _parse_heading(line: str, index: int, vocab: _Vocabulary, more_follows: bool
         position = match.end()
     text = line[position:]
     if not text:
-        return None
-    masked = _MASK_RE.sub(lambda m: "\x00" * len(m.group()), text)
-    separator = _SEPARATOR_RE.search(masked)
+        return None, False
+    first = _FIRST_WORD_RE.match(text)
+    if first is not None and _never_in_heading(_norm(first.group()), vocab):
+        return None, False  # most lines of running text: "Then the migration …"
+    separator = _separator(text)
     head_raw = text[: separator.start()] if separator else text
     rest = text[separator.end() :] if separator else ""
     if separator and separator.group().strip() not in (":", "?") and not rest.strip():
-        return None  # "Today -" with nothing after it is no heading
+        return None, False  # "Today -" with nothing after it is no heading
+    shape = _head_shape(head_raw, separator.group() if separator else None, emoji, vocab)
+    if shape is None:
+        return None, False
     opening = len(head_raw) - len(head_raw.lstrip(_MARKERS))
     closing = len(head_raw.rstrip()) - len(head_raw.rstrip().rstrip(_MARKERS))
     if opening > closing:  # "*Yesterday:* text": the bold closes after the colon
         stripped = rest.lstrip()
         unclosed = len(stripped) - len(stripped.lstrip(_MARKERS))
         rest = stripped[min(unclosed, opening - closing) :]
+    question, done_question, tomorrow, colon, bare, needs_more = shape
+    return _Heading(question, done_question, tomorrow, colon, bare, rest.strip()), needs_more
+
+
+@_memoised_if_short(2048, 200)
+def _head_shape(head_raw: str, separator: str | None, emoji: bool, vocab: _Vocabulary) -> _HeadShape | None:
+    """Read a heading's words (the text before its separator, if any); None when it is no heading.
+
+    Memoised: headings repeat from reply to reply ("*Yesterday", "Blockers").
+    """
     head = _EMOJI_RE.sub(" ", unescape(head_raw)).strip(" \t" + _MARKERS)
-    words = _words(head)
-    if not words:
+    raw_words = _WORD_RE.findall(head)
+    if not raw_words:
         return None
-    exact = next((i for i, question in enumerate(vocab.questions) if question and tuple(words) == question), None)
-    if exact is None and len(words) > _MAX_HEADING_WORDS:
+    if len(raw_words) > _MAX_HEADING_WORDS and len(raw_words) not in vocab.lengths:
+        return None  # too long for a heading, and no question has that many words
+    words = tuple(_norm(word) for word in raw_words)
+    exact = None
+    if len(words) in vocab.lengths:
+        exact = next((i for i, question in enumerate(vocab.questions) if question and words == question), None)
+    if exact is None and (
+        len(words) > _MAX_HEADING_WORDS or any(_never_in_heading(word, vocab) for word in words)
+    ):
         return None
-    styled = opening > 0
-    if len(words) == 1 and len(words[0]) == 1 and (separator is None or separator.group() != ":"):
+    styled = head_raw[:1] in ("*", "_", "~")  # opens with one of _MARKERS (bold, italic, strike)
+    if len(words) == 1 and len(words[0]) == 1 and separator != ":":
         return None  # "Y:", "T:", "B:" are headings; a bullet "- b" is not
-    if separator is None and not (styled or emoji or more_follows):
-        return None  # a bare "Today" line is a heading only when something follows it
     if separator is None and head_raw.rstrip(" \t" + _MARKERS).endswith((".", "!")):
         return None  # "Yesterday I did a." is a sentence
     votes = _vote(words, vocab, today_is_done=False)
     today_votes = _vote(words, vocab, today_is_done=True)
     if exact is None and (not votes or today_votes is None):
         return None
-    tomorrow = any(word in _TOMORROW for word in words)
-    colon = separator is not None and separator.group() == ":"
-    bare = separator is None and not styled and not emoji
-    return _Heading(index, votes or {}, today_votes or {}, exact, tomorrow, colon, bare, rest.strip())
+    return _HeadShape(
+        question=exact if exact is not None else _winner(votes or {}),
+        done_question=exact if exact is not None else _winner(today_votes or {}),
+        tomorrow=not _TOMORROW.isdisjoint(words),
+        colon=separator == ":",
+        bare=separator is None and not styled and not emoji,
+        needs_more=separator is None and not (styled or emoji),
+    )
+
+
+# The first word of a line that opens with ASCII letters, when the word ends there for
+# _WORD_RE as well (not before a letter or an apostrophe), so that it is the heading's first
+# word if the line is a heading.
+_FIRST_WORD_RE = re.compile(r"[A-Za-z]+(?![^\W\d_]|['’])")
+
+
+def _never_in_heading(word: str, vocab: _Vocabulary) -> bool:
+    """Tell whether a (normalised) word rules out a heading, unless the line is a question typed out.
+
+    A word in no keyword phrase, not filler and in no question is a word _vote finds
+    unmatched: it says the line is no heading.
+    """
+    return word not in _PHRASE_WORDS and word not in _FILLER_WORDS and _stem(word) not in vocab.any_content
+
+
+def _separator(text: str) -> re.Match[str] | None:
+    """Find a heading's separator (":", "?", " - ", …), never inside an entity or a shortcode.
+
+    Masking them costs; the first separator of the text as it is is the one when no
+    entity opens before it and it does not open a shortcode itself (a shortcode before it
+    would have shown a ":" earlier, and masking never makes a separator).
+    """
+    found = _SEPARATOR_RE.search(text)
+    if found is None or (
+        text.find("<", 0, found.start()) == -1
+        and not (found.group() == ":" and _SHORTCODE_RE.match(text, found.start()))
+    ):
+        return found
+    return _SEPARATOR_RE.search(_MASK_RE.sub(_mask, text))
+
+
+def _mask(match: re.Match[str]) -> str:
+    """Hide an entity or shortcode (their colons are no heading separator), keeping its length."""
+    return "\x00" * len(match.group())
 
 
 def _winner(votes: dict[int, int]) -> int | None:
@@ -430,28 +564,30 @@ def _winner(votes: dict[int, int]) -> int | None:
     return winners[0] if len(winners) == 1 else None
 
 
-def _find_headings(lines: Sequence[str], code: Sequence[bool], vocab: _Vocabulary) -> list[tuple[int, int, str]]:
+def _find_headings(
+    lines: Sequence[str], code: Sequence[bool], vocab: _Vocabulary, memo: _HeadingMemo
+) -> list[tuple[int, int, str]]:
     """Return the heading lines as (line index, question index, text after the heading)."""
-    last = max((i for i, line in enumerate(lines) if not _is_blank(line)), default=-1)
+    last = len(lines) - 1  # the last line that is not blank
+    while last >= 0 and not lines[last].strip():
+        last -= 1
     found = [
-        heading
+        (index, heading)
         for index, line in enumerate(lines)
-        if not code[index] and (heading := _parse_heading(line, index, vocab, index < last)) is not None
+        if not code[index] and (heading := _parse_heading(line, vocab, index < last, memo)) is not None
     ]
-    today_is_done = any(heading.tomorrow for heading in found)
-    resolved: list[tuple[_Heading, int]] = []
-    for heading in found:
-        question = heading.exact
-        if question is None:
-            question = _winner(heading.today_votes if today_is_done else heading.votes)
-        if question is None or (resolved and resolved[-1][1] == question):
+    today_is_done = any(heading.tomorrow for _index, heading in found)
+    resolved: list[tuple[int, _Heading, int]] = []
+    for index, heading in found:
+        question = heading.done_question if today_is_done else heading.question
+        if question is None or (resolved and resolved[-1][2] == question):
             continue  # "Today:\n- plan: x" stays inside today's section
-        resolved.append((heading, question))
-    if len({question for _heading, question in resolved}) < 2:
+        resolved.append((index, heading, question))
+    if len({question for _index, _heading, question in resolved}) < 2:
         # A lone "Done" line in running text is a word, not a heading: bare headings
         # count only beside a heading for another question.
-        resolved = [(heading, question) for heading, question in resolved if not heading.bare]
-    return [(heading.line, question, heading.rest) for heading, question in resolved]
+        resolved = [(index, heading, question) for index, heading, question in resolved if not heading.bare]
+    return [(index, question, heading.rest) for index, heading, question in resolved]
 
 
 def _split_exact(lines: Sequence[str], code: Sequence[bool], count: int) -> list[str] | None:
@@ -683,16 +819,24 @@ def _keyword_led_parts(lines: Sequence[str], vocab: _Vocabulary, count: int) -> 
     return [_join(sections[q]) if q in sections else None for q in range(count)]
 
 
-def _break_at_questions(lines: Sequence[str], questions: Sequence[str]) -> list[str]:
+def _may_hold_question(text: str, vocab: _Vocabulary) -> bool:
+    """Tell whether any question may be typed out in the text (False: none is)."""
+    if vocab.typed_ascii and text.isascii():
+        # ASCII on both sides: the pattern's IGNORECASE is lower-casing, and `in` is faster.
+        lowered = text.lower()
+        return any(question in lowered for question in vocab.typed_ascii)
+    return vocab.typed is not None and vocab.typed.search(text) is not None
+
+
+def _break_at_questions(lines: Sequence[str], vocab: _Vocabulary) -> list[str]:
     """Start a new line wherever a configured question is typed out mid-line.
 
     "what did you do yesterday? shipped it. what will you do today? rest" then has one
     question heading per line.
     """
-    typed = [q.strip() for q in questions if len(q.strip()) > 3]
-    if not typed:
+    pattern = vocab.typed
+    if pattern is None or not _may_hold_question("\n".join(lines), vocab):
         return list(lines)
-    pattern = re.compile("|".join(re.escape(q) for q in typed), re.IGNORECASE)
     broken: list[str] = []
     for line, in_code in zip(lines, _code_flags(lines), strict=True):
         cuts = [0]
@@ -720,6 +864,8 @@ _MAX_INLINE_LINE = 1000  # each break is tried by parsing the rest of the line: 
 
 def _cut_postscript(lines: Sequence[str]) -> tuple[list[str], list[str]]:
     """Split off a last paragraph that opens with "PS", "FYI", "Note", … as a postscript."""
+    if all(line.strip() for line in lines):
+        return list(lines), []  # no blank line: one paragraph
     content = _drop_sign_offs(lines)
     spans = _paragraph_spans(content, _code_flags(content))
     if len(spans) < 2 or not _POSTSCRIPT_RE.match(content[spans[-1][0]]):
@@ -728,7 +874,7 @@ def _cut_postscript(lines: Sequence[str]) -> tuple[list[str], list[str]]:
     return content[:start], content[start:end]
 
 
-def _break_inline_headings(lines: Sequence[str], vocab: _Vocabulary) -> list[str]:
+def _break_inline_headings(lines: Sequence[str], vocab: _Vocabulary, memo: _HeadingMemo) -> list[str]:
     """Start a new line at a second heading on a heading's line.
 
     "Yesterday: A. Today: B. Blockers: none" becomes three lines; only lines that open
@@ -739,18 +885,25 @@ def _break_inline_headings(lines: Sequence[str], vocab: _Vocabulary) -> list[str
         if in_code or "```" in line or len(line) > _MAX_INLINE_LINE:
             broken.append(line)
             continue
-        first = _parse_heading(line, 0, vocab, True)
+        first = _parse_heading(line, vocab, True, memo)
         if first is None or not first.colon:
             broken.append(line)
             continue
-        current = first.exact if first.exact is not None else _winner(first.votes)
-        masked = _MASK_RE.sub(lambda m: "\x00" * len(m.group()), line)
+        current = first.question
+        # Another "Heading:" needs a colon after the break before it.
+        last_colon = line.rfind(":")
+        if _INLINE_BREAK_RE.search(line, 0, last_colon) is None:
+            broken.append(line)
+            continue
+        masked = _MASK_RE.sub(_mask, line)
         start = 0
         for match in _INLINE_BREAK_RE.finditer(masked):
-            heading = _parse_heading(line[match.end() :], 0, vocab, True)
+            if match.end() > last_colon:
+                break  # no colon after it: no "Heading:" either
+            heading = _parse_heading(line[match.end() :], vocab, True, memo)
             if heading is None or not heading.colon:
                 continue
-            question = heading.exact if heading.exact is not None else _winner(heading.votes)
+            question = heading.question
             if question is not None and question != current:
                 broken.append(line[start : match.start() + 1].rstrip())
                 start, current = match.end(), question
@@ -784,10 +937,11 @@ def split_answers(text: str, questions: Sequence[str]) -> Answers:
         return Answers((None,) * count, False, text)
     vocab = _vocabulary(questions)
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    lines = _break_inline_headings(_break_at_questions(lines, questions), vocab)
+    memo: _HeadingMemo = {}
+    lines = _break_inline_headings(_break_at_questions(lines, vocab), vocab, memo)
     lines, postscript = _cut_postscript(lines)
     code = _code_flags(lines)
-    headings = _find_headings(lines, code, vocab)
+    headings = _find_headings(lines, code, vocab, memo)
     items = _numbered_items(lines, code)
     spans = _paragraph_spans(lines, code)
 
@@ -870,6 +1024,7 @@ def _emoji(text: str) -> list[str]:
     return found
 
 
+@_memoised_if_short(1024, 200)  # "none", "n/a", "-": most members' blockers, checked once
 def is_empty_blocker(text: str | None) -> bool:
     """Tell whether a blockers answer says there is nothing blocking ("none", "n/a", "-", …).
 

@@ -153,7 +153,6 @@ def _dispatch(
     arguments: Sequence[str] = (),
 ) -> int:
     from . import stages
-    from .addendum import addendum
     from .slack import SlackApi, make_client
     from .store import Store
 
@@ -201,12 +200,16 @@ def _dispatch(
         if reason and not force and command != "run":  # run says it itself
             say(f"{reason}: no {command} (--force does it anyway)")
             return 0
+        if command == "addendum":
+            from .addendum import addendum  # rendering and mail: imported only by the commands that send
+
+            addendum(ctx, day, force=force)
+            return 0
         {
             "run": stages.run,
             "prompt": stages.prompt,
             "remind": stages.remind,
             "digest": stages.digest,
-            "addendum": addendum,
         }[command](ctx, day, force=force)
     finally:
         ctx.store.close()

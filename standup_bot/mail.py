@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+import email.contentmanager
+import email.generator
 import email.policy
 import email.utils
+import io
 import logging
+import random
 import re
 import smtplib
 import ssl
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +36,12 @@ _WHITESPACE = re.compile(r"\s+")
 # CRLF line ends as SMTP wants them and RFC 2047 headers; the parts are quoted-printable
 # (see build_message), so the message is 7-bit and survives relays without 8BITMIME.
 _POLICY = email.policy.SMTP
+
+# Bytes that quoted-printable leaves as they are in a body (email.quoprimime's safe set:
+# printable ASCII but "=", tab, and the line ends).
+_QP_SAFE = bytes([9, 10, 13, *range(0x20, 0x3D), *range(0x3E, 0x7F)])
+# A line end in a body, as email.generator reads them.
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 _STEP_OBJECTS = {
     "connect": "the connection",
@@ -111,9 +123,85 @@ def build_message(
     )
     # Quoted-printable rather than the shorter base64 the email package may pick: the raw mail
     # stays readable, and line ends stay line ends instead of encoded CRLF bytes.
-    message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    message.set_content(text, subtype="plain", content_manager=_QUOTED_PRINTABLE_TEXT)
+    message.add_alternative(html, subtype="html", content_manager=_QUOTED_PRINTABLE_TEXT)
+    # The boundary now, as the generator would make it but without searching the 4 MB of a
+    # large digest for it: a quoted-printable body cannot hold it ("=" is written "=3D").
+    message.set_boundary(_boundary())
     return message
+
+
+def _boundary() -> str:
+    """Return a MIME boundary of the form the email package's generator makes."""
+    digits = len(repr(sys.maxsize - 1))
+    return "=" * 15 + f"{random.randrange(sys.maxsize):0{digits}d}" + "=="
+
+
+def _set_text(message: EmailMessage, text: str, subtype: str) -> None:
+    """Set a text part in UTF-8, quoted-printable: what the email package's own str handler
+    (email.contentmanager.set_text_content) does with charset="utf-8" and
+    cte="quoted-printable", byte for byte, with a faster encoder (see _quoted_printable)."""
+    message["Content-Type"] = f"text/{subtype}"
+    # The policy's line length, as the email package uses (78 for SMTP: RFC 5322's "should").
+    message.set_payload(_quoted_printable(text, message.policy.max_line_length or 78))
+    message.set_param("charset", "utf-8", replace=True)
+    message["Content-Transfer-Encoding"] = "quoted-printable"
+
+
+_QUOTED_PRINTABLE_TEXT = email.contentmanager.ContentManager()
+_QUOTED_PRINTABLE_TEXT.add_set_handler(str, _set_text)
+
+
+def _quoted_printable(text: str, max_line: int) -> str:
+    """Encode text as the email package does for a quoted-printable UTF-8 body.
+
+    The same result as email.quoprimime.body_encode of the text's UTF-8 lines, which is
+    what set_content calls, several times faster for a 5,000-member digest (4 MB): the
+    bytes to quote are replaced a kind at a time rather than translated one by one, and
+    only the lines to cut or to end with a quoted space are worked on one by one.
+    """
+    data = b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
+    # "=" first: the "=XX" of the others must stay as they are.
+    for byte in sorted(set(data.translate(None, _QP_SAFE)), key=lambda byte: byte != ord("=")):
+        data = data.replace(bytes([byte]), b"=%02X" % byte)
+    return "\n".join([
+        _qp_cut(line, max_line) if len(line) > max_line or line.endswith((" ", "\t")) else line
+        for line in data.decode("ascii").split("\n")
+    ])
+
+
+def _qp_cut(line: str, max_line: int) -> str:
+    """Cut a quoted line with soft line breaks and quote a space or tab at its end.
+
+    As the loop of email.quoprimime.body_encode(body, max_line, "\n") does.
+    """
+    pieces: list[str] = []
+    width = max_line - 1  # room for the "=" of a soft line break
+    start = 0
+    last_start = len(line) - 1 - max_line
+    while start <= last_start:
+        stop = start + width
+        if line[stop - 2] == "=":  # never cut a "=XX" apart
+            pieces.append(line[start : stop - 1])
+            start = stop - 2
+        elif line[stop - 1] == "=":
+            pieces.append(line[start:stop])
+            start = stop - 1
+        else:
+            pieces.append(line[start:stop] + "=")
+            start = stop
+    if line and line[-1] in " \t":
+        room = start - last_start
+        if room >= 3:
+            end = f"={ord(line[-1]):02X}"
+        elif room == 2:
+            end = line[-1] + "=\n"
+        else:
+            end = f"=\n={ord(line[-1]):02X}"
+        pieces.append(line[start:-1] + end)
+    else:
+        pieces.append(line[start:])
+    return "\n".join(pieces)
 
 
 def send_message(
@@ -141,7 +229,7 @@ def send_message(
     for attempt in range(1, attempts + 1):
         try:
             with _connection(smtp, ssl_context) as conn, _step("send"):
-                refused = conn.send_message(message, from_addr=mail_from, to_addrs=to_addrs)
+                refused = _send(conn, message, mail_from, to_addrs)
         except _StepError as failure:
             if attempt == attempts or not _is_transient(failure.cause):
                 raise _error_for(failure, smtp, attempt) from failure.cause
@@ -167,6 +255,47 @@ def send_message(
             )
         log.info("mail server %s accepted the message for %d recipient(s)", smtp.server, len(to_addrs))
         return
+
+
+def _send(
+    conn: smtplib.SMTP, message: EmailMessage, mail_from: str, to_addrs: list[str]
+) -> dict[str, tuple[int, bytes]]:
+    """Send the message as smtplib's send_message does, flattening it faster.
+
+    The same steps and bytes as `conn.send_message(message, mail_from, to_addrs)`: no Bcc
+    or Resent-Bcc header, SMTPUTF8 when an address needs it. smtplib's generator writes a
+    4 MB digest out line by line (0.1 s of the digest); _Generator writes each part at once.
+    """
+    conn.ehlo_or_helo_if_needed()
+    if len(message.get_all("Resent-Date") or ()) > 1:
+        raise ValueError("message has more than one 'Resent-' header block")
+    copied = copy.copy(message)
+    del copied["Bcc"]
+    del copied["Resent-Bcc"]
+    options: tuple[str, ...] = ()
+    policy = None
+    if not "".join([mail_from, *to_addrs]).isascii():
+        if not conn.has_extn("smtputf8"):
+            raise smtplib.SMTPNotSupportedError(
+                "One or more source or delivery addresses require internationalized email support, but "
+                "the server does not advertise the required SMTPUTF8 capability"
+            )
+        policy = message.policy.clone(utf8=True)  # type: ignore[call-arg]  # an EmailPolicy, as smtplib has it
+        options = ("SMTPUTF8", "BODY=8BITMIME")
+    with io.BytesIO() as flat:
+        _Generator(flat, policy=policy).flatten(copied, linesep="\r\n")
+        data = flat.getvalue()
+    return conn.sendmail(mail_from, to_addrs, data, options)
+
+
+class _Generator(email.generator.BytesGenerator):
+    """email's BytesGenerator, writing a body's lines in one go rather than one by one."""
+
+    def _write_lines(self, lines: str) -> None:
+        # The same output as the base class: each line, and the line end after all but the last.
+        if lines:
+            newline: str = self._NL  # type: ignore[attr-defined]  # the line end flatten() was given
+            self.write(_LINE_END.sub(newline, lines) if "\r" in lines else lines.replace("\n", newline))
 
 
 def check_connection(smtp: SmtpSettings, *, ssl_context: ssl.SSLContext | None = None) -> str:

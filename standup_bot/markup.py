@@ -3,7 +3,7 @@
 Slack escapes only ``&``, ``<`` and ``>`` in message text, and a raw ``<`` always opens an
 entity (https://api.slack.com/reference/surfaces/formatting). So the order is: split the
 ``<…>`` entities off first, then unescape the text runs and labels, then (for HTML) escape
-everything again with markupsafe. Any other order double-escapes text or lets user text
+everything again as markupsafe does. Any other order double-escapes text or lets user text
 turn into markup.
 """
 
@@ -12,10 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 TokenKind = Literal["text", "user", "channel", "usergroup", "broadcast", "date", "link"]
 
@@ -31,6 +30,9 @@ _SUBTEAM_RE = re.compile(r"!subteam\^([A-Z0-9]+)(?:\|(.*))?", re.DOTALL)
 _BROADCAST_RE = re.compile(r"!(here|channel|everyone)(?:\|(.*))?", re.DOTALL)
 # <!date^epoch^format[^link]|fallback>: https://api.slack.com/reference/surfaces/formatting#date-formatting
 _DATE_RE = re.compile(r"!date\^(\d{1,12})\^[^|]*(?:\|(.*))?", re.DOTALL)
+# A whole mention entity in message text (see mentioned_ids).
+_USER_MENTION_RE = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>]*)?>")
+_CHANNEL_MENTION_RE = re.compile(r"<#([CGD][A-Z0-9]+)(?:\|[^<>]*)?>")
 _LINK_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):([^|\s]+)(?:\|(.*))?", re.DOTALL)
 _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 
@@ -70,14 +72,14 @@ _QUOTE_PREFIX = "&gt;"
 _QUOTE_REST_PREFIX = "&gt;&gt;&gt;"
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     """One piece of Slack message text: a plain-text run or a ``<…>`` entity.
 
     ``value`` is, by kind: ``text`` the unescaped text; ``user``, ``channel`` and
     ``usergroup`` the ID; ``broadcast`` one of ``here``, ``channel``, ``everyone``;
     ``date`` the text to show; ``link`` the unescaped URL. ``label`` is the unescaped
-    ``|label``, ``None`` when the entity has none.
+    ``|label``, ``None`` when the entity has none. (A tuple rather than a dataclass: a
+    digest makes tens of thousands of them.)
     """
 
     kind: TokenKind
@@ -87,7 +89,13 @@ class Token:
 
 def unescape(text: str) -> str:
     """Undo Slack's escaping of &, < and >, in one pass so ``&amp;lt;`` stays ``&lt;``."""
-    return _SLACK_ESCAPE_RE.sub(lambda m: _SLACK_UNESCAPES[m[1]], text)
+    if "&" not in text:
+        return text
+    return _SLACK_ESCAPE_RE.sub(_unescaped, text)
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    return _SLACK_UNESCAPES[match[1]]
 
 
 def is_safe_url(url: str) -> bool:
@@ -102,14 +110,10 @@ def tokenize(text: str) -> list[Token]:
     An unmatched ``<`` or an entity of an unknown shape is kept as literal text.
     Adjacent text runs are merged.
     """
+    if "<" not in text:  # no entity: one text run
+        return [Token("text", unescape(text))] if text else []
     tokens: list[Token] = []
     pending: list[str] = []
-
-    def flush() -> None:
-        if run := "".join(pending):
-            tokens.append(Token("text", run))
-        pending.clear()
-
     pos = 0
     for match in _ENTITY_RE.finditer(text):
         pending.append(unescape(text[pos : match.start()]))
@@ -118,10 +122,13 @@ def tokenize(text: str) -> list[Token]:
         if token is None:
             pending.append(unescape(match[0]))
         else:
-            flush()
+            if run := "".join(pending):
+                tokens.append(Token("text", run))
+            pending.clear()
             tokens.append(token)
     pending.append(unescape(text[pos:]))
-    flush()
+    if run := "".join(pending):
+        tokens.append(Token("text", run))
     return tokens
 
 
@@ -131,10 +138,17 @@ def _label(raw: str | None) -> str | None:
 
 def _parse_entity(body: str) -> Token | None:
     """Parse the inside of ``<…>``; return None for a shape Slack does not send."""
-    if match := _USER_RE.fullmatch(body):
-        return Token("user", match[1], _label(match[2]))
-    if match := _CHANNEL_RE.fullmatch(body):
-        return Token("channel", match[1], _label(match[2]))
+    first = body[:1]
+    # Each shape but a link opens with its own character: try only the ones that can match.
+    if first == "@":
+        match = _USER_RE.fullmatch(body)
+        return Token("user", match[1], _label(match[2])) if match else None
+    if first == "#":
+        match = _CHANNEL_RE.fullmatch(body)
+        return Token("channel", match[1], _label(match[2])) if match else None
+    if first != "!":
+        match = _LINK_RE.fullmatch(body)
+        return Token("link", unescape(f"{match[1]}:{match[2]}"), _label(match[3])) if match else None
     if match := _SUBTEAM_RE.fullmatch(body):
         return Token("usergroup", match[1], _label(match[2]))
     if match := _BROADCAST_RE.fullmatch(body):
@@ -162,6 +176,17 @@ def mentioned_channel_ids(text: str) -> set[str]:
     return {token.value for token in tokenize(text) if token.kind == "channel"}
 
 
+def mentioned_ids(text: str) -> tuple[set[str], set[str]]:
+    """Return the IDs of the members and of the channels mentioned in Slack message text.
+
+    The same as mentioned_user_ids and mentioned_channel_ids, found without tokenizing:
+    an entity is any ``<…>`` without a ``<`` or ``>`` inside, so each match below is one.
+    """
+    if "<" not in text:
+        return set(), set()
+    return set(_USER_MENTION_RE.findall(text)), set(_CHANNEL_MENTION_RE.findall(text))
+
+
 def clean(text: str) -> str:
     """Normalise line ends to ``\\n`` and drop control characters other than tab and newline."""
     return _CONTROL_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
@@ -174,16 +199,20 @@ def defuse_entities(text: str) -> str:
 
 def one_line(text: str) -> str:
     """Flatten text to one line: control characters and runs of whitespace become one space."""
+    if text.isprintable():  # no control character to replace (the common case: a name)
+        return " ".join(text.split())
     return " ".join(_ANY_CONTROL_RE.sub(" ", text).split())
 
 
 def _display(token: Token, user_names: Mapping[str, str], channel_names: Mapping[str, str]) -> str:
     """Return the plain text an entity stands for (without link URLs)."""
-    label = one_line(token.label or "")
     if token.kind == "user":
-        return "@" + (one_line(user_names.get(token.value) or "") or label or token.value)
+        name = one_line(user_names.get(token.value) or "")
+        return "@" + (name or one_line(token.label or "") or token.value)
     if token.kind == "channel":
-        return "#" + (one_line(channel_names.get(token.value) or "") or label or token.value)
+        name = one_line(channel_names.get(token.value) or "")
+        return "#" + (name or one_line(token.label or "") or token.value)
+    label = one_line(token.label or "")
     if token.kind == "usergroup":
         label = label or "group"
         return label if label.startswith("@") else "@" + label
@@ -204,8 +233,24 @@ def _link_text(token: Token) -> str:
 
 def to_text(text: str, user_names: Mapping[str, str], channel_names: Mapping[str, str]) -> str:
     """Render Slack message text as plain text: ``@Name``, ``#channel``, ``label (url)``."""
+    return _text_of(tokenize(clean(text)), user_names, channel_names)
+
+
+def to_text_and_html(
+    text: str, user_names: Mapping[str, str], channel_names: Mapping[str, str]
+) -> tuple[str, Markup]:
+    """Return ``to_text(text).strip()`` and ``to_html(text.strip())``, reading the markup once.
+
+    Whitespace around the text (all that strip() removes) comes out of to_text as the same
+    whitespace around the rest, so the plain text can be rendered from the stripped text too.
+    """
+    tokens = tokenize(clean(text.strip()))
+    return _text_of(tokens, user_names, channel_names).strip(), _html_of(tokens, user_names, channel_names)
+
+
+def _text_of(tokens: list[Token], user_names: Mapping[str, str], channel_names: Mapping[str, str]) -> str:
     parts: list[str] = []
-    for token in tokenize(clean(text)):
+    for token in tokens:
         if token.kind == "text":
             parts.append(token.value)
         elif token.kind == "link":
@@ -215,20 +260,30 @@ def to_text(text: str, user_names: Mapping[str, str], channel_names: Mapping[str
     return defuse_entities(clean("".join(parts)))
 
 
-def _atom_html(token: Token, user_names: Mapping[str, str], channel_names: Mapping[str, str]) -> Markup:
+def _escaped(text: str) -> str:
+    """Escape text for HTML exactly as markupsafe.escape does, without making a Markup of it."""
+    return (
+        text.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+        .replace("'", "&#39;").replace('"', "&#34;")
+    )
+
+
+def _atom_html(token: Token, user_names: Mapping[str, str], channel_names: Mapping[str, str]) -> str:
     """Render one entity as HTML; every piece of text in it is escaped."""
     if token.kind == "link":
         if not is_safe_url(token.value):
-            return escape(_link_text(token))
+            return _escaped(_link_text(token))
         url = token.value
         label = token.label or (url[7:] if url[:7].lower() == "mailto:" else url)
-        return Markup('<a href="{}">{}</a>').format(url, label)
+        return f'<a href="{_escaped(url)}">{_escaped(label)}</a>'
     if token.kind == "date":
-        return escape(token.value)
-    return Markup("<strong>{}</strong>").format(_display(token, user_names, channel_names))
+        return _escaped(token.value)
+    return f"<strong>{_escaped(_display(token, user_names, channel_names))}</strong>"
 
 
 def _replace_slots(pattern: re.Pattern[str], html: str, slots: list[str]) -> str:
+    if not slots:  # user text holds no control character, so no placeholder either
+        return html
     return pattern.sub(lambda m: slots[int(m[1])], html)
 
 
@@ -239,6 +294,8 @@ def _slot(slots: list[str], html: str, opener: str, closer: str) -> str:
 
 def _styles(line: str) -> str:
     """Apply mrkdwn bold, italic and strike to one escaped line."""
+    if "*" not in line and "_" not in line and "~" not in line:
+        return line
     out: list[str] = []
     pos = 0
     for match in _STYLE_RE.finditer(line):
@@ -252,6 +309,11 @@ def _styles(line: str) -> str:
 
 def _mrkdwn(escaped: str) -> str:
     """Apply mrkdwn to HTML-escaped text; the tags added only ever wrap escaped text."""
+    if (
+        "`" not in escaped and "*" not in escaped and "_" not in escaped and "~" not in escaped
+        and "\n" + _QUOTE_PREFIX not in escaped and not escaped.startswith(_QUOTE_PREFIX)
+    ):
+        return escaped.replace("\n", "<br>")  # no code, style or quote: lines joined by <br>
     codes: list[str] = []
 
     def block(match: re.Match[str]) -> str:
@@ -262,7 +324,7 @@ def _mrkdwn(escaped: str) -> str:
         return _slot(codes, f'<code style="{_CODE_STYLE}">{match[1]}</code>', "\x02", "\x03")
 
     def inline(line: str) -> str:
-        return _styles(_CODE_SPAN_RE.sub(span, line))
+        return _styles(_CODE_SPAN_RE.sub(span, line) if "`" in line else line)
 
     # (is_block, html) pairs: <br> goes only between two inline lines.
     pieces: list[tuple[bool, str]] = []
@@ -274,7 +336,7 @@ def _mrkdwn(escaped: str) -> str:
             pieces.append((True, f'<blockquote style="{_QUOTE_STYLE}">{body}</blockquote>'))
             quoted.clear()
 
-    lines = _CODE_BLOCK_RE.sub(block, escaped).split("\n")
+    lines = (_CODE_BLOCK_RE.sub(block, escaped) if "```" in escaped else escaped).split("\n")
     for index, line in enumerate(lines):
         if line.startswith(_QUOTE_REST_PREFIX):
             # ">>>" quotes everything after it, to the end of the message.
@@ -308,13 +370,16 @@ def to_html(text: str, user_names: Mapping[str, str], channel_names: Mapping[str
     ``<strong>@Name</strong>``; mrkdwn bold, italic, strike, code, code blocks and ``>``
     quotes are kept; newlines become ``<br>``; ``:emoji:`` shortcodes stay as typed.
     """
+    return _html_of(tokenize(clean(text)), user_names, channel_names)
+
+
+def _html_of(tokens: list[Token], user_names: Mapping[str, str], channel_names: Mapping[str, str]) -> Markup:
     atoms: list[str] = []
     parts: list[str] = []
-    for token in tokenize(clean(text)):
+    for token in tokens:
         if token.kind == "text":
-            parts.append(str(escape(token.value)))
+            parts.append(_escaped(token.value))
         else:
-            atom = _atom_html(token, user_names, channel_names)
-            parts.append(_slot(atoms, str(atom), "\x00", "\x01"))
+            parts.append(_slot(atoms, _atom_html(token, user_names, channel_names), "\x00", "\x01"))
     html = _mrkdwn("".join(parts))
     return Markup(_replace_slots(_ATOM_RE, html, atoms))

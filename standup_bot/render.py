@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from standup_bot.answers import same_blocker
-from standup_bot.markup import defuse_entities, is_safe_url, one_line, to_html, to_text
+from standup_bot.answers import Answers, same_blocker
+from standup_bot.markup import defuse_entities, is_safe_url, one_line, to_text_and_html
 from standup_bot.model import Addendum, Change, Digest, LongBlocker, PreviousReport, Report
 from standup_bot.structured import (
     Roles,
@@ -29,39 +31,35 @@ class RenderedDigest:
     html: str
 
 
-@dataclass(frozen=True)
-class _ReplyView:
+# The views below are built for every report (tuples: cheaper to make than frozen dataclasses).
+class _ReplyView(NamedTuple):
     text: str  # plain text, possibly several lines
     html: Markup
     edited: bool
     files: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class _Piece:
+class _Piece(NamedTuple):
     """A piece of user text rendered both ways."""
 
     text: str  # plain text, possibly several lines
     html: Markup
 
 
-@dataclass(frozen=True)
-class _PlanView:
+class _PlanView(NamedTuple):
     date: str
     text: str
     html: Markup
 
 
-@dataclass(frozen=True)
-class _AnswerView:
+class _AnswerView(NamedTuple):
     label: str
     text: str
     html: Markup
     planned: _PlanView | None = None  # what they planned last time, under their "yesterday" answer
 
 
-@dataclass(frozen=True)
-class _ReportView:
+class _ReportView(NamedTuple):
     name: str
     replies: tuple[_ReplyView, ...]  # shown as typed when the report has no recognisable sections
     answers: tuple[_AnswerView, ...] = ()  # shown instead when it has
@@ -71,8 +69,7 @@ class _ReportView:
     planned: _PlanView | None = None  # the plan, when there is no "yesterday" answer to show it under
 
 
-@dataclass(frozen=True)
-class _BlockerView:
+class _BlockerView(NamedTuple):
     name: str
     text: str
     html: Markup
@@ -156,58 +153,73 @@ def _thread_url(digest: Digest) -> str | None:
     return url if one_line(url) == url and " " not in url else None
 
 
-def _piece(digest: Digest, text: str) -> _Piece:
-    """Render a piece of Slack markup as plain text and as escaped HTML."""
-    return _Piece(
-        text=to_text(text, digest.user_names, digest.channel_names).strip(),
-        html=to_html(text.strip(), digest.user_names, digest.channel_names),
-    )
+class _Pieces:
+    """Render pieces of Slack markup for one digest, each text once ("none" is many members' blockers)."""
+
+    def __init__(self, digest: Digest) -> None:
+        self._users = digest.user_names
+        self._channels = digest.channel_names
+        self._done: dict[str, _Piece] = {}
+
+    def __call__(self, text: str) -> _Piece:
+        """Render a piece of Slack markup as plain text and as escaped HTML."""
+        piece = self._done.get(text)
+        if piece is None:
+            piece = self._done[text] = _Piece(*to_text_and_html(text, self._users, self._channels))
+        return piece
 
 
-def _plan_view(digest: Digest, previous: PreviousReport | None) -> _PlanView | None:
+def _plan_view(pieces: _Pieces, previous: PreviousReport | None) -> _PlanView | None:
     if previous is None or not previous.plan:
         return None
-    piece = _piece(digest, previous.plan)
+    piece = pieces(previous.plan)
     return _PlanView(date=previous.date.isoformat(), text=piece.text, html=piece.html)
 
 
-def _report_view(digest: Digest, report: Report, roles: Roles, labels: tuple[str, ...]) -> _ReportView:
-    replies = tuple(
-        _ReplyView(
-            text=to_text(reply.text, digest.user_names, digest.channel_names).strip(),
-            html=to_html(reply.text.strip(), digest.user_names, digest.channel_names),
-            edited=reply.edited,
-            files=tuple(_line(name) or "(unnamed)" for name in reply.files),
-        )
-        for reply in report.replies
-    )
-    planned = _plan_view(digest, digest.previous.get(report.user))
-    answers = report_answers(report, digest.questions)
+def _files(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(_line(name) or "(unnamed)" for name in names)
+
+
+def _reply_views(pieces: _Pieces, report: Report) -> tuple[_ReplyView, ...]:
+    views = []
+    for reply in report.replies:
+        piece = pieces(reply.text)
+        views.append(_ReplyView(piece.text, piece.html, reply.edited, _files(reply.files)))
+    return tuple(views)
+
+
+def _report_view(
+    digest: Digest, pieces: _Pieces, report: Report, answers: Answers, roles: Roles, labels: tuple[str, ...]
+) -> _ReportView:
+    planned = _plan_view(pieces, digest.previous.get(report.user))
     name = _name(digest, report.user)
     if not answers.structured:
-        return _ReportView(name=name, replies=replies, planned=planned)
+        return _ReportView(name=name, replies=_reply_views(pieces, report), planned=planned)
     views: list[_AnswerView] = []
     for index, (label, part) in enumerate(zip(labels, answers.parts, strict=True)):
         if part is None or not part.strip():
             continue
-        piece = _piece(digest, part)
+        piece = pieces(part)
         under = planned if index == roles.done else None
         planned = None if under is not None else planned
         views.append(_AnswerView(label=label, text=piece.text, html=piece.html, planned=under))
     return _ReportView(
-        name=name, replies=replies, answers=tuple(views),
-        note=_piece(digest, answers.note) if answers.note.strip() else None,
+        # The replies as typed are shown only when there is no answer to show.
+        name=name, replies=() if views else _reply_views(pieces, report), answers=tuple(views),
+        note=pieces(answers.note) if answers.note.strip() else None,
         edited=any(reply.edited for reply in report.replies),
-        files=tuple(file for reply in replies for file in reply.files),
+        files=tuple(file for reply in report.replies for file in _files(reply.files)),
         planned=planned,
     )
 
 
-def _blocker_views(digest: Digest, roles: Roles) -> list[_BlockerView]:
+def _blocker_views(
+    digest: Digest, pieces: _Pieces, answers: Sequence[Answers], roles: Roles
+) -> list[_BlockerView]:
     """Return each reporter's blocker, in the order of the reports, marked new or the same as last time."""
     views = []
-    for report in digest.reports:
-        blocker = blocker_of(report_answers(report, digest.questions), roles)
+    for report, report_answers_ in zip(digest.reports, answers, strict=True):
+        blocker = blocker_of(report_answers_, roles)
         if blocker is None:
             continue
         previous = digest.previous.get(report.user)
@@ -215,13 +227,13 @@ def _blocker_views(digest: Digest, roles: Roles) -> list[_BlockerView]:
         if previous is not None and previous.blocker is not None:
             same = bool(previous.blocker) and same_blocker(previous.blocker, blocker)
             change = "same as last time" if same else "new since last time"
-        piece = _piece(digest, blocker)
+        piece = pieces(blocker)
         views.append(_BlockerView(_name(digest, report.user), piece.text, piece.html, change))
     return views
 
 
-def _long_blocker_view(digest: Digest, item: LongBlocker) -> _LongBlockerView:
-    piece = _piece(digest, item.blocker)
+def _long_blocker_view(digest: Digest, pieces: _Pieces, item: LongBlocker) -> _LongBlockerView:
+    piece = pieces(item.blocker)
     return _LongBlockerView(_name(digest, item.user), item.days, item.since.isoformat(), piece.text, piece.html)
 
 
@@ -231,6 +243,9 @@ def render_digest(digest: Digest) -> RenderedDigest:
     reported, expected = _counts(digest)
     roles = question_roles(digest.questions)
     labels = tuple(_line(label) for label in question_labels(digest.questions))
+    pieces = _Pieces(digest)
+    # Each report is split into its answers once, for its blocker and for its section.
+    answers = [report_answers(report, digest.questions) for report in digest.reports]
     context = {
         "subject": subject,
         "channel": _line(digest.channel_name) or digest.channel_id,
@@ -241,9 +256,12 @@ def render_digest(digest: Digest) -> RenderedDigest:
         "from_store_only": digest.from_store_only,
         "questions": [_line(question) for question in digest.questions],
         "has_blockers_question": roles.blockers is not None,
-        "blockers": _blocker_views(digest, roles),
-        "long_blockers": [_long_blocker_view(digest, item) for item in digest.long_blockers],
-        "reports": [_report_view(digest, report, roles, labels) for report in digest.reports],
+        "blockers": _blocker_views(digest, pieces, answers, roles),
+        "long_blockers": [_long_blocker_view(digest, pieces, item) for item in digest.long_blockers],
+        "reports": [
+            _report_view(digest, pieces, report, split, roles, labels)
+            for report, split in zip(digest.reports, answers, strict=True)
+        ],
         "missing": [_name(digest, user) for user in digest.missing],
         "away": [_name(digest, user) for user in digest.away],
         "not_yet_due": [_name(digest, user) for user in digest.not_yet_due],
@@ -267,11 +285,11 @@ def addendum_subject(addendum: Addendum) -> str:
     return f"Standup addendum for #{channel}, {context.date.isoformat()} ({count} change{'' if count == 1 else 's'})"
 
 
-def _change_view(context: Digest, change: Change) -> _ChangeView:
-    piece = _piece(context, change.reply.text)
+def _change_view(pieces: _Pieces, change: Change) -> _ChangeView:
+    piece = pieces(change.reply.text)
     return _ChangeView(
         kind=change.kind, label=_CHANGE_LABELS[change.kind].format(change.posted), text=piece.text,
-        html=piece.html, files=tuple(_line(name) or "(unnamed)" for name in change.reply.files),
+        html=piece.html, files=_files(change.reply.files),
     )
 
 
@@ -279,9 +297,10 @@ def render_addendum(addendum: Addendum) -> RenderedDigest:
     """Render an addendum: the replies added, edited or deleted since the digest, by member."""
     context = addendum.context
     subject = addendum_subject(addendum)
+    pieces = _Pieces(context)
     by_member: dict[str, list[_ChangeView]] = {}
     for change in addendum.changes:
-        by_member.setdefault(change.reply.user, []).append(_change_view(context, change))
+        by_member.setdefault(change.reply.user, []).append(_change_view(pieces, change))
     values = {
         "subject": subject,
         "channel": _line(context.channel_name) or context.channel_id,

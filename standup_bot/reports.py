@@ -36,11 +36,10 @@ def reply_from_message(
     if not isinstance(user, str) or not user:
         return None
     text = message.get("text")
-    files = tuple(
-        str(f.get("name") or f.get("title") or "file")
-        for f in (message.get("files") if isinstance(message.get("files"), list) else [])
-        if isinstance(f, Mapping)
-    )
+    attached = message.get("files")
+    files: tuple[str, ...] = ()
+    if isinstance(attached, list) and attached:  # most replies have none
+        files = tuple(str(f.get("name") or f.get("title") or "file") for f in attached if isinstance(f, Mapping))
     return Reply(
         ts=ts,
         user=user,

@@ -7,8 +7,9 @@ for permanent errors live in one place. Methods return plain data (dicts and str
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http.client import RemoteDisconnected
 from typing import Any
@@ -16,10 +17,7 @@ from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.request import HttpRequest
@@ -38,11 +36,84 @@ UNREACHABLE_PAUSE = 60.0
 # Errors after which a post may or may not have reached Slack.
 AMBIGUOUS = frozenset({"timeout", "server_error"})
 SLACKBOT_ID = "USLACKBOT"
+# A 429 without a readable Retry-After waits this long (Slack always sends whole seconds).
+DEFAULT_RETRY_AFTER = 1.0
+# The longest Retry-After waited out. Slack's limits are per minute, so a longer wait means
+# something is wrong; the call fails saying so rather than hanging a stage for an hour.
+MAX_RETRY_AFTER = 120.0
 
 
 def _is_post(request: HttpRequest) -> bool:
     """Tell whether a request posts a message (a retry could post it twice)."""
     return request.url.rstrip("/").endswith("/chat.postMessage")
+
+
+def retry_after(headers: Mapping[str, Any]) -> float | None:
+    """Return a response's Retry-After in seconds, or None when it is missing or not a number.
+
+    Header names are matched case-insensitively; slack_sdk gives values as strings or as
+    one-item lists depending on the path.
+    """
+    for name, value in headers.items():
+        if str(name).lower() != "retry-after":
+            continue
+        raw = value[0] if isinstance(value, (list, tuple)) and value else value
+        try:
+            seconds = float(str(raw).strip())
+        except ValueError:
+            return None
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    return None
+
+
+class RateLimitRetry(RetryHandler):
+    """Retry HTTP 429 after exactly Retry-After seconds.
+
+    slack_sdk's RateLimitErrorRetryHandler sleeps Retry-After plus 0-1 s of random jitter,
+    which spreads out many clients; a stage is one sequential client, so the jitter only
+    made it slower (a reminder fan-out with a one-second burst took 1.61x the floor with it;
+    docs/benchmarks.md, section 3). A missing or unreadable Retry-After waits
+    DEFAULT_RETRY_AFTER. One longer than `max_wait` is not waited out: the call fails with
+    the 429, and `SlackApi` says how long Slack asked for.
+    https://docs.slack.dev/apis/web-api/rate-limits
+    """
+
+    def __init__(
+        self, max_retry_count: int = 1, *, max_wait: float = MAX_RETRY_AFTER,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(max_retry_count)
+        self.max_wait = max_wait
+        self._sleep = sleep
+
+    @staticmethod
+    def wait_for(response: HttpResponse) -> float:
+        """Return how long to wait before retrying a 429 answer."""
+        seconds = retry_after(response.headers)
+        return DEFAULT_RETRY_AFTER if seconds is None else seconds
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and response.status_code == 429 and self.wait_for(response) <= self.max_wait
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        assert response is not None  # _can_retry accepted only a 429 answer
+        state.next_attempt_requested = True
+        self._sleep(self.wait_for(response))
+        state.increment_current_attempt()
 
 
 class ServerErrorRetry(RetryHandler):
@@ -95,16 +166,21 @@ class RetryPolicy:
     count, the others get no more tries either.
     """
 
-    rate_limited: int = 5  # each waits Retry-After
+    rate_limited: int = 5  # each waits exactly Retry-After
+    max_retry_after: float = MAX_RETRY_AFTER  # a longer Retry-After fails the call at once
     server_errors: int = 3
     connection_errors: int = 3
     backoff_factor: float = 0.5  # 0.5 s, 1 s, 2 s … plus jitter
 
 
 def make_client(
-    token: str, base_url: str, *, timeout: float = 15.0, retry: RetryPolicy | None = None
+    token: str, base_url: str, *, timeout: float = 15.0, retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> WebClient:
-    """Build a WebClient with timeouts and retry handlers for 429, 5xx and connection errors."""
+    """Build a WebClient with timeouts and retry handlers for 429, 5xx and connection errors.
+
+    `sleep` is how the 429 handler waits out Retry-After (tests record it).
+    """
     retry = retry or RetryPolicy()
     backoff = BackoffRetryIntervalCalculator(backoff_factor=retry.backoff_factor)
     return WebClient(
@@ -117,7 +193,7 @@ def make_client(
                 interval_calculator=backoff,
                 error_types=[URLError, ConnectionError, RemoteDisconnected, TimeoutError],
             ),
-            RateLimitErrorRetryHandler(max_retry_count=retry.rate_limited),
+            RateLimitRetry(max_retry_count=retry.rate_limited, max_wait=retry.max_retry_after, sleep=sleep),
             ServerErrorRetry(max_retry_count=retry.server_errors, interval_calculator=backoff),
         ],
     )
@@ -142,6 +218,8 @@ _HINTS: dict[str, str] = {
     "user_disabled": "member {user} is deactivated ({code}): remove it from MEMBERS",
     "ratelimited": "Slack kept rate-limiting {method} after retries ({code}): try again later",
     "rate_limited": "Slack kept rate-limiting {method} after retries ({code}): try again later",
+    "messages_tab_disabled": "Slack refused a DM to {user} because the app's Messages tab is off ({code}): "
+    "turn on 'Messages Tab' under 'App Home' (see slack_app_manifest.yml)",
     "thread_not_found": "the prompt's thread is gone from {channel} ({code}): was the prompt deleted?",
 }
 
@@ -172,6 +250,8 @@ class SlackApi:
         context = {k: str(v) for k, v in params.items() if k in ("channel", "user") and v}
         if "users" in params and "user" not in context:  # conversations.open names its member so
             context["user"] = str(params["users"])
+        if method == "chat.postMessage" and _is_user_id(context.get("channel", "")):  # a DM by user ID
+            context["user"] = context["channel"]
         # Some methods answer HTTP 200 with `rate_limited`, which the retry handlers don't see.
         for attempt in range(3):
             try:
@@ -184,6 +264,14 @@ class SlackApi:
                 if code in ("rate_limited", "ratelimited") and exc.response.status_code == 200 and attempt < 2:
                     self._sleep(1.0 + attempt)
                     continue
+                if exc.response.status_code == 429:
+                    wait, longest = retry_after(exc.response.headers or {}), self._longest_wait()
+                    if wait is not None and longest is not None and wait > longest:
+                        raise SlackError(
+                            f"Slack rate-limited {method} and asked to wait {wait:g} s ({code}), longer than "
+                            f"the {longest:g} s the bot waits out: try again later",
+                            code,
+                        ) from None
                 if exc.response.status_code >= 500:
                     raise SlackError(
                         f"Slack API {method} failed with HTTP {exc.response.status_code} after retries; "
@@ -204,6 +292,13 @@ class SlackApi:
                 self._down_until, self._down_reason = time.monotonic() + UNREACHABLE_PAUSE, message
                 raise SlackError(message, "unreachable") from None
         raise AssertionError("unreachable")  # the loop always returns or raises
+
+    def _longest_wait(self) -> float | None:
+        """Return the longest Retry-After the client's 429 handler waits out (None: no handler)."""
+        for handler in self.client.retry_handlers:
+            if isinstance(handler, RateLimitRetry):
+                return handler.max_wait
+        return None
 
     def _pages(self, method: str, key: str, *, page_size: int = PAGE_SIZE, **params: Any) -> Iterator[Any]:
         cursor = ""
@@ -234,6 +329,30 @@ class SlackApi:
         if metadata:
             params["metadata"] = metadata
         return str(self._call("chat.postMessage", **params)["ts"])
+
+    def post_dm(self, user: str, text: str, *, metadata: dict[str, Any] | None = None) -> str:
+        """Post a message in the bot's DM with a member and return the DM's channel ID (D…).
+
+        The member's user ID is the channel: Slack opens the DM if it isn't open yet, so no
+        conversations.open (Tier 3, 50+/min) is needed per member. No username or icon is
+        passed: with those, a post to a user ID lands in their DM with Slackbot instead.
+        https://docs.slack.dev/reference/methods/chat.postMessage (Post to a direct message channel)
+        """
+        params: dict[str, Any] = {"channel": user, "text": text, "unfurl_links": False}
+        if metadata:
+            params["metadata"] = metadata
+        try:
+            return str(self._call("chat.postMessage", **params).get("channel") or "")
+        except SlackError as exc:
+            if exc.code != "channel_not_found":
+                raise
+            # Slack's answer when it will not open a DM with that user; the channel hint would
+            # point at STANDUP_CHANNEL.
+            raise SlackError(
+                f"Slack would not open a DM with member {user} (channel_not_found): check MEMBERS holds "
+                "member IDs of this workspace",
+                exc.code,
+            ) from None
 
     def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
         """Return every message of a thread, parent first, following cursors.
@@ -293,6 +412,17 @@ class SlackApi:
         """Return a member's profile."""
         return dict(self._call("users.info", user=user).get("user") or {})
 
+    def users_list(self, *, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """Yield every member of the workspace (profile, status and tz as users.info gives them).
+
+        Page by page, lazily: a caller that has found what it needs stops asking for more.
+        1,000 a page is the method's maximum; it is Tier 2 (20+/min), so one page replaces
+        many Tier 4 users.info calls (https://api.slack.com/methods/users.list).
+        """
+        for user in self._pages("users.list", "members", page_size=page_size):
+            if isinstance(user, dict):
+                yield dict(user)
+
     def permalink(self, channel: str, ts: str) -> str:
         """Return a link to a message."""
         return str(self._call("chat.getPermalink", channel=channel, message_ts=ts)["permalink"])
@@ -308,6 +438,11 @@ class SlackApi:
         except SlackError as exc:
             if exc.code != "already_reacted":
                 raise
+
+
+def _is_user_id(value: str) -> bool:
+    """Tell whether a channel argument is a member's ID (U…, or W… on Enterprise Grid)."""
+    return value[:1] in ("U", "W") and value[1:].isalnum() and value.isupper()
 
 
 def display_name(user: dict[str, Any]) -> str:

@@ -29,6 +29,9 @@ Deliberate differences from Slack, to catch bugs early:
 
 * ``chat.postMessage`` with a ``thread_ts`` that names no message answers ``thread_not_found``
   (Slack may accept it and hide the message).
+* ``chat.postMessage`` to a user ID opens the bot's DM with them, as Slack does, but for a
+  deactivated member it answers ``user_disabled`` (as ``conversations.open`` does); Slack has
+  been reported to accept such a post (slackapi/python-slack-sdk#1156).
 * Setup and acting helpers raise ``ValueError`` for unknown users, channels or messages.
 * ``tz_label`` is the zone's abbreviation with its UTC offset, not Slack's long name.
 * Rich-text blocks generated for human messages carry user, channel, broadcast, user-group,
@@ -59,7 +62,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -145,6 +148,7 @@ class _Failure:
     remaining: int
     delay: float
     extra: JsonDict
+    channel: str | None = None  # only calls with this ``channel`` argument; None: every call
 
     def response(self) -> _Response | None:
         """Build the injected answer, or return None when only a delay was injected."""
@@ -172,7 +176,7 @@ class _RateRule:
 
 @dataclass
 class _Bucket:
-    """The token bucket state for one (method, channel) key."""
+    """The token bucket state for one (method, per_channel, channel) key."""
 
     tokens: float
     updated: float  # time.monotonic()
@@ -291,8 +295,11 @@ class SlackSimulator:
         self._channels: dict[str, _Channel] = {}
         self._ims: dict[frozenset[str], str] = {}
         self._failures: dict[str, deque[_Failure]] = {}
-        self._rate_rules: dict[str, _RateRule] = {}
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        # At most two rules per method: (method, True) per channel, (method, False) workspace-wide.
+        self._rate_rules: dict[tuple[str, bool], _RateRule] = {}
+        self._buckets: dict[tuple[str, bool, str], _Bucket] = {}
+        # How many calls of each method the rate limits refused (injected 429s not counted).
+        self.rate_limited: Counter[str] = Counter()
         self._delivery_url: str | None = None
         self._signing_secret = ""
         self._last_event: JsonDict | None = None
@@ -831,13 +838,16 @@ class SlackSimulator:
         times: int = 1,
         delay: float = 0.0,
         extra: dict | None = None,
+        channel: str | None = None,
     ) -> None:
         """Make the next ``times`` calls of ``method`` fail (queued after earlier injections).
 
         ``error`` gives a 200 ``ok: false`` answer with ``extra`` fields; ``status=429`` a
         rate-limit answer with ``Retry-After: retry_after`` (default 1); another 4xx/5xx that
         status (503 without ``error`` answers HTML, as a load balancer would). ``delay``
-        sleeps that long first; alone it only slows the call down.
+        sleeps that long first; alone it only slows the call down. With ``channel``, only
+        calls whose ``channel`` argument is exactly that count (e.g. the DM posted to one
+        member's user ID); other calls pass by it.
         """
         self._require_known_method(method)
         if times < 1:
@@ -850,22 +860,30 @@ class SlackSimulator:
             raise ValueError("retry_after goes with status=429 and cannot be negative")
         if status == 200 and error is None and delay == 0:
             raise ValueError("nothing to inject: give error, an error status or a delay")
-        failure = _Failure(error, status, retry_after, times, delay, dict(extra or {}))
+        failure = _Failure(error, status, retry_after, times, delay, dict(extra or {}), channel)
         with self._lock:
             self._failures.setdefault(method, deque()).append(failure)
 
     def limit_rate(
         self, method: str, per_second: float, *, per_channel: bool = False, burst: int = 1
     ) -> None:
-        """Rate-limit ``method`` with a token bucket; excess calls get 429 with Retry-After."""
+        """Rate-limit ``method`` with a token bucket; excess calls get 429 with Retry-After.
+
+        A method holds one workspace-wide rule and one per-channel rule at once (Slack limits
+        ``chat.postMessage`` both ways: ~1/s per channel and several hundred a minute per
+        workspace); setting a rule again replaces the one of the same kind. A call is refused
+        if any of its buckets is empty, and then takes no token from the others; Retry-After
+        is the longest wait, in whole seconds. A post to a user ID and one to that user's DM
+        share the DM's per-channel bucket.
+        """
         self._require_known_method(method)
         if per_second <= 0:
             raise ValueError("per_second must be positive")
         if burst < 1:
             raise ValueError("burst must be at least 1")
         with self._lock:
-            self._rate_rules[method] = _RateRule(per_second, per_channel, burst)
-            for key in [k for k in self._buckets if k[0] == method]:
+            self._rate_rules[(method, per_channel)] = _RateRule(per_second, per_channel, burst)
+            for key in [k for k in self._buckets if k[:2] == (method, per_channel)]:
                 del self._buckets[key]
 
     # ------------------------------------------------------------------ inspection
@@ -915,7 +933,7 @@ class SlackSimulator:
         with self._lock:
             self.requests.append(Request(method, copy.deepcopy(params), token, time.time()))
             handler = self._methods.get(method)
-            failure = self._take_failure(method) if handler is not None else None
+            failure = self._take_failure(method, params) if handler is not None else None
         if handler is None:
             return _json_response(404, {"ok": False, "error": "unknown_method"})
         if failure is not None:
@@ -939,34 +957,56 @@ class SlackSimulator:
         self._deliver_all(outgoing)
         return _json_response(200, {"ok": True, **result})
 
-    def _take_failure(self, method: str) -> _Failure | None:
-        """Consume one use of the oldest failure injected for ``method``."""
+    def _take_failure(self, method: str, params: JsonDict) -> _Failure | None:
+        """Consume one use of the oldest failure injected for ``method`` that fits this call."""
         queue = self._failures.get(method)
         if not queue:
             return None
-        failure = queue[0]
-        failure.remaining -= 1
-        if failure.remaining <= 0:
-            queue.popleft()
-        return failure
+        channel = _opt_str(params, "channel")
+        for index, failure in enumerate(queue):
+            if failure.channel is None or failure.channel == channel:
+                failure.remaining -= 1
+                if failure.remaining <= 0:
+                    del queue[index]
+                return failure
+        return None
 
     def _check_rate(self, method: str, params: JsonDict) -> _Response | None:
-        """Take a token from the method's bucket, or return a 429 answer if it is empty."""
-        rule = self._rate_rules.get(method)
-        if rule is None:
+        """Take a token from each of the method's buckets, or return a 429 if any is empty."""
+        rules = [r for r in (self._rate_rules.get((method, k)) for k in (True, False)) if r]
+        if not rules:
             return None
-        key = (method, _opt_str(params, "channel") if rule.per_channel else "")
         now = time.monotonic()
-        bucket = self._buckets.setdefault(key, _Bucket(tokens=float(rule.burst), updated=now))
-        bucket.tokens = min(
-            float(rule.burst), bucket.tokens + (now - bucket.updated) * rule.per_second
-        )
-        bucket.updated = now
-        if bucket.tokens >= 1:
+        buckets: list[tuple[_RateRule, _Bucket]] = []
+        for rule in rules:
+            channel = self._rate_channel(_opt_str(params, "channel")) if rule.per_channel else ""
+            bucket = self._buckets.setdefault(
+                (method, rule.per_channel, channel), _Bucket(tokens=float(rule.burst), updated=now)
+            )
+            bucket.tokens = min(
+                float(rule.burst), bucket.tokens + (now - bucket.updated) * rule.per_second
+            )
+            bucket.updated = now
+            buckets.append((rule, bucket))
+        waits = [(1 - b.tokens) / r.per_second for r, b in buckets if b.tokens < 1]
+        if waits:
+            self.rate_limited[method] += 1
+            return _rate_limited(max(1, math.ceil(max(waits))))
+        for _, bucket in buckets:
             bucket.tokens -= 1
-            return None
-        wait = (1 - bucket.tokens) / rule.per_second
-        return _rate_limited(max(1, math.ceil(wait)))
+        return None
+
+    def _rate_channel(self, channel: str) -> str:
+        """Return the conversation a call's ``channel`` names, for per-channel limits.
+
+        A user ID and the ID of the bot's DM with that user are the same conversation.
+        """
+        ch = self._channels.get(channel)
+        if ch is not None and ch.is_im:
+            return f"im:{ch.im_user}"
+        if channel in self._users:
+            return f"im:{channel}"
+        return channel
 
     def _check_token(self, method: str, token: str) -> None:
         """Raise the error Slack gives for a missing, wrong or wrong-type token."""

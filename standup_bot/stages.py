@@ -7,18 +7,23 @@ after a crash). Slack's thread is read back before reminding and before the dige
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import gc
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import blockers, mail, markup, render, sanity
+# Only markup at module level: render (jinja2), mail (email, smtplib), blockers and sanity
+# (the answer splitter) are imported by the stages that use them, so `prompt` starts
+# without them (docs/benchmarks.md, section 4; tests/test_startup.py checks the list).
+from . import markup
 from .errors import MailError, SlackError, StageError, StandupError, StoreError
 from .member_time import member_remind_at, not_yet_due
 from .messages import (
@@ -41,11 +46,15 @@ from .reports import (
 from .settings import Settings
 from .slack import AMBIGUOUS, SlackApi, display_name, is_human
 from .store import Claim, StageRun, Store
-from .structured import previous_report
+
+if TYPE_CHECKING:
+    from . import mail
 
 log = logging.getLogger(__name__)
 
-USER_CACHE_AGE = blockers.USER_CACHE_AGE
+# As long as names and zones from users.info are trusted; the same as blockers.USER_CACHE_AGE
+# (a test holds them equal), not imported from there to keep blockers out of `prompt`.
+USER_CACHE_AGE = dt.timedelta(hours=12)
 STAGES = ("prompt", "remind", "digest")
 
 
@@ -278,14 +287,62 @@ def expected_members(ctx: Context) -> list[str]:
     if ctx.settings.members:
         return list(ctx.settings.members)
     bot_user = ctx.bot().get("user_id")
-    members = []
-    for user_id in ctx.slack.channel_members(ctx.channel):
-        if user_id == bot_user:
-            continue
-        _, human = _user(ctx, user_id)
-        if human:
-            members.append(user_id)
-    return members
+    members = [user_id for user_id in ctx.slack.channel_members(ctx.channel) if user_id != bot_user]
+    cached = _cached_users(ctx, members)
+    return [user for user in members if (cached[user][1] if user in cached else _user(ctx, user)[1])]
+
+
+# Names, kinds and zones come from the user cache, filled by users.info one member at a time,
+# or, once USERS_LIST_FROM or more are missing or stale (a daily digest finds the whole team
+# stale: the cache lasts 12 h), by reading users.list. A users.list page (up to 1,000
+# members) is one Tier 2 call (20+/min), a lookup one Tier 4 call (100+/min): a page pays
+# for itself from five lookups saved. The pass stops once every member wanted was seen, or
+# after LIST_READ_PER_MISSING members per member wanted (in a large workspace a few
+# strangers are cheaper one by one). https://api.slack.com/methods/users.list
+USERS_LIST_FROM = 5
+LIST_READ_PER_MISSING = 200
+
+
+def _listed_users(ctx: Context, wanted: Collection[str]) -> dict[str, dict[str, Any]]:
+    """Read users.list until every wanted member was seen or the budget is spent; return theirs.
+
+    Every member read is cached, in one transaction. A failing users.list is logged and
+    what was read so far is kept: the caller looks the others up one by one.
+    """
+    missing = set(wanted)
+    budget = len(missing) * LIST_READ_PER_MISSING
+    found: dict[str, dict[str, Any]] = {}
+    rows: list[tuple[str, str, bool, str]] = []
+    try:
+        for user in ctx.slack.users_list():
+            user_id = str(user.get("id") or "")
+            if not user_id:
+                continue
+            rows.append((user_id, display_name(user), is_human(user), str(user.get("tz") or "")))
+            if user_id in missing:
+                found[user_id] = user
+                missing.discard(user_id)
+                if not missing:
+                    break
+            if len(rows) >= budget:
+                break
+    except SlackError as exc:
+        log.warning("could not list the workspace's members (%s); looking up %d one by one", exc, len(missing))
+    ctx.store.cache_users(rows)
+    return found
+
+
+def _cached_users(ctx: Context, user_ids: Collection[str]) -> dict[str, tuple[str, bool, str]]:
+    """Return the cached (name, is_human, tz) of members, from users.list first when many are missing.
+
+    Members it cannot tell about are left out: the caller looks them up one by one.
+    """
+    cached = ctx.store.cached_users(user_ids, USER_CACHE_AGE)
+    missing = [user_id for user_id in user_ids if user_id not in cached]
+    if len(set(missing)) >= USERS_LIST_FROM:
+        for user_id, user in _listed_users(ctx, missing).items():
+            cached[user_id] = (display_name(user), is_human(user), str(user.get("tz") or ""))
+    return cached
 
 
 def _user(ctx: Context, user_id: str) -> tuple[str, bool]:
@@ -307,21 +364,35 @@ def user_name(ctx: Context, user_id: str) -> str:
         return user_id
 
 
+def user_names(ctx: Context, user_ids: Iterable[str]) -> dict[str, str]:
+    """Return members' Slack names by ID, in ID order, as `user_name` does.
+
+    From the cache, filled by one users.list pass when many are missing or stale.
+    """
+    ids = sorted(set(user_ids))
+    cached = _cached_users(ctx, ids)
+    return {user_id: cached[user_id][0] if user_id in cached else user_name(ctx, user_id) for user_id in ids}
+
+
 def away_members(ctx: Context, date: dt.date, candidates: Sequence[str]) -> set[str]:
     """Return which of `candidates` are away on a date: by `/standup away` or, today, by Slack status."""
     away = ctx.store.away_on(ctx.channel, date) & set(candidates)
     if date != ctx.today() or not ctx.settings.away_status:
         return away
     now = ctx.now().timestamp()
-    for user in candidates:
-        if user in away:
-            continue
-        try:
-            info = ctx.slack.user_info(user)  # fresh: a status changes during the day
-        except SlackError as exc:
-            log.warning("could not read the Slack status of %s: %s", user, exc)
-            continue
-        ctx.store.cache_user(user, display_name(info), is_human(info), str(info.get("tz") or ""))
+    to_check = [user for user in candidates if user not in away]
+    # Read now, not from the cache: a status changes during the day. For many members one
+    # users.list pass is as fresh as a users.info each.
+    listed = _listed_users(ctx, to_check) if len(set(to_check)) >= USERS_LIST_FROM else {}
+    for user in to_check:
+        info = listed.get(user)
+        if info is None:
+            try:
+                info = ctx.slack.user_info(user)
+            except SlackError as exc:
+                log.warning("could not read the Slack status of %s: %s", user, exc)
+                continue
+            ctx.store.cache_user(user, display_name(info), is_human(info), str(info.get("tz") or ""))
         if status_means_away(info.get("profile") or {}, ctx.settings.away_status, now):
             away.add(user)
     return away
@@ -376,6 +447,17 @@ def member_zone(ctx: Context, user: str) -> ZoneInfo:
     except SlackError as exc:
         log.warning("could not read the time zone of %s: %s", user, exc)
         tz = ""
+    return _zone(ctx, tz)
+
+
+def member_zones(ctx: Context, users: Collection[str]) -> dict[str, ZoneInfo]:
+    """Return `member_zone` for many members, from one users.list pass when many are not cached."""
+    cached = _cached_users(ctx, users)
+    return {user: _zone(ctx, cached[user][2]) if user in cached else member_zone(ctx, user) for user in users}
+
+
+def _zone(ctx: Context, tz: str) -> ZoneInfo:
+    """Return a Slack tz as a zone; the team's when it is empty or unknown here."""
     try:
         return ZoneInfo(tz) if tz else ctx.settings.zone
     except (ZoneInfoNotFoundError, ValueError, OSError):
@@ -400,6 +482,8 @@ def _settle_interrupted_reminders(ctx: Context, date: dt.date, since_ts: str) ->
     """Decide the reminders a killed run left half-done: sent if the DM is there, else retry.
 
     Each reminder carries message metadata, so the bot's DM history tells whether it went out.
+    Reading that history needs the DM's channel ID, so only here, for the rare interrupted
+    reminder, is the DM opened with conversations.open (reminders are posted to the user ID).
     """
     for user, state in ctx.store.reminded(ctx.channel, date).items():
         if state != "sending":
@@ -431,7 +515,9 @@ def _send_reminders(ctx: Context, date: dt.date, targets: Sequence[str], text: s
         if not ctx.store.claim_reminder(ctx.channel, date, user, force=force):
             continue
         try:
-            ctx.slack.post_message(ctx.slack.open_dm(user), text, metadata=reminder_metadata(date))
+            # To the member's ID: Slack opens the DM itself, so no conversations.open (Tier 3,
+            # 50+/min: ~20 min for 1,000 members) per reminder (docs/benchmarks.md, section 3).
+            ctx.slack.post_dm(user, text, metadata=reminder_metadata(date))
         except SlackError as exc:
             ctx.store.finish_reminder(ctx.channel, date, user, error=str(exc))
             log.error("reminder to %s failed: %s", user, exc)
@@ -451,6 +537,9 @@ def _send_reminders(ctx: Context, date: dt.date, targets: Sequence[str], text: s
 @_reported("digest")
 def digest(ctx: Context, date: dt.date, *, force: bool = False) -> None:
     """Email the day's reports (and who did not report) to DIGEST_RECIPIENTS."""
+    from . import mail, render, sanity  # the digest's alone: kept out of the other stages' start-up
+    from .structured import answers_remembered
+
     prompt_ts = _prompt_ts(ctx, date, "digest")
     claimed, _ = _claim(ctx, date, "digest", force)
     if not claimed:
@@ -461,10 +550,12 @@ def digest(ctx: Context, date: dt.date, *, force: bool = False) -> None:
     already = ctx.store.delivered(ctx.channel, date, "digest")
     recipients = [r for r in settings.digest_recipients if r not in already]
     try:
-        content = build_digest(ctx, date, prompt_ts)
-        content = replace(content, long_blockers=sanity.long_blockers(ctx, date, content))
-        _escalate_blockers(ctx, date, content.reports, content.user_names)  # by the digest at the latest
-        rendered = render.render_digest(content)
+        # The same-blocker check, the escalations and the renderer each read every report's answers.
+        with answers_remembered(), _collector_paused():
+            content = build_digest(ctx, date, prompt_ts)
+            content = replace(content, long_blockers=sanity.long_blockers(ctx, date, content))
+            _escalate_blockers(ctx, date, content.reports, content.user_names)  # by the digest at the latest
+            rendered = render.render_digest(content)
         message = mail.build_message(
             subject=rendered.subject, text=rendered.text, html=rendered.html,
             mail_from=settings.mail_from, recipients=settings.digest_recipients, now=ctx.now(),
@@ -492,9 +583,28 @@ def digest(ctx: Context, date: dt.date, *, force: bool = False) -> None:
     _after_digest(ctx, date, content)
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector back for the block, then restore it as it was.
+
+    Reading, splitting and rendering thousands of replies makes hundreds of thousands of
+    small objects, nearly all freed by reference counting; the collector's passes over
+    them cost a 5,000-member digest about 15 % of its CPU time. Cycles made meanwhile are
+    collected once it is back on.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _after_digest(ctx: Context, date: dt.date, content: Digest) -> None:
     """Remember what the digest showed (addenda show what changed since) and run the sanity
     checks; the digest has gone out, so neither may fail it."""
+    from . import sanity
     from .addendum import record_digest
 
     try:
@@ -514,18 +624,18 @@ def build_digest(ctx: Context, date: dt.date, prompt_ts: str) -> Digest:
     missing = [user for user in missing_members(expected, reports) if user not in away]
     later = set()
     if ctx.settings.per_member_timezone:
-        later = {user for user in missing if not_yet_due(ctx.settings, date, member_zone(ctx, user))}
+        zones = member_zones(ctx, missing)
+        later = {user for user in missing if not_yet_due(ctx.settings, date, zones[user])}
         missing = [user for user in missing if user not in later]
     users = {r.user for r in reports} | set(missing) | away | later
     channels = {ctx.channel}
-    for reply in replies:
-        users |= markup.mentioned_user_ids(reply.text)
-        channels |= markup.mentioned_channel_ids(reply.text)
     previous = previous_reports(ctx, date, [report.user for report in reports])
-    for earlier in previous.values():
-        users |= markup.mentioned_user_ids(earlier.plan or "")
-        channels |= markup.mentioned_channel_ids(earlier.plan or "")
-    names = {u: user_name(ctx, u) for u in sorted(users)}
+    texts = [reply.text for reply in replies] + [earlier.plan or "" for earlier in previous.values()]
+    for text in texts:
+        mentioned_users, mentioned_channels = markup.mentioned_ids(text)
+        users |= mentioned_users
+        channels |= mentioned_channels
+    names = user_names(ctx, users)
     channel_names = {c: _channel_name(ctx, c) for c in sorted(channels)}
     try:
         thread_url: str | None = ctx.slack.permalink(ctx.channel, prompt_ts)
@@ -545,9 +655,12 @@ def build_digest(ctx: Context, date: dt.date, prompt_ts: str) -> Digest:
 
 def previous_reports(ctx: Context, date: dt.date, users: Sequence[str]) -> dict[str, PreviousReport]:
     """Return each member's most recent report before a date, from the store, when there is one."""
+    from .structured import previous_report
+
     found: dict[str, PreviousReport] = {}
+    earlier_replies = ctx.store.previous_replies_of(ctx.channel, users, date)
     for user in users:
-        earlier = ctx.store.previous_replies(ctx.channel, user, date)
+        earlier = earlier_replies.get(user)
         if earlier is not None:
             report = previous_report(earlier[0], earlier[1], ctx.settings.questions)
             if report is not None:
@@ -565,6 +678,8 @@ def _escalate_blockers(
     """
     if not ctx.settings.blocker_contacts:
         return
+    from . import blockers
+
     failed = blockers.escalate_reports(
         ctx.settings, ctx.store, ctx.slack, ctx.channel, date, reports,
         lambda user: (names or {}).get(user) or user_name(ctx, user),
@@ -586,6 +701,8 @@ def _channel_name(ctx: Context, channel: str) -> str:
 
 def smtp_settings(settings: Settings) -> mail.SmtpSettings:
     """Return the mail server settings."""
+    from . import mail
+
     return mail.SmtpSettings(
         host=settings.smtp_host, port=settings.smtp_port, user=settings.smtp_user,
         password=settings.smtp_password, security=settings.smtp_security, timeout=settings.smtp_timeout,

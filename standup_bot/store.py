@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import Enum
@@ -233,6 +233,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # No stage takes this long; a claim older than this is from a process that is gone (on
 # another host, where we cannot ask the kernel).
 STALE_CLAIM = dt.timedelta(hours=1)
+# IDs bound in one `IN (…)` query by the bulk reads (SQLite before 3.32 allows 999 variables).
+_IDS_PER_QUERY = 500
 
 # A reply first recorded once the day's digest went out is late (it counts for its day).
 _DIGEST_SENT = (
@@ -486,28 +488,8 @@ class Store:
         overwrites a newer one, so a redelivered original cannot undo an edit, and a deleted
         reply stays deleted.
         """
-        now = utc_now_iso()
-        version = version or reply.ts
         with self.transaction() as conn:
-            if event_id and not _first_sighting(conn, event_id, now):
-                return False
-            row = conn.execute(
-                "SELECT deleted, version FROM replies WHERE channel = ? AND ts = ?", (channel, reply.ts)
-            ).fetchone()
-            if row is not None and (row["deleted"] or ts_key(row["version"]) >= ts_key(version)):
-                return False
-            conn.execute(
-                "INSERT INTO replies (channel, date, ts, user, text, edited, version, files, source, "
-                "recorded_at, updated_at, late) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'listener', ?, ?, "
-                f"{_DIGEST_SENT}) "
-                "ON CONFLICT (channel, ts) DO UPDATE SET text = excluded.text, edited = excluded.edited, "
-                "version = excluded.version, files = excluded.files, updated_at = excluded.updated_at",
-                (
-                    channel, date.isoformat(), reply.ts, reply.user, reply.text, int(reply.edited),
-                    version, json.dumps(list(reply.files)), now, now, channel, date.isoformat(),
-                ),
-            )
-            return row is None
+            return _record_reply(conn, ReplyChange(channel, reply.ts, date, reply, version or reply.ts, event_id))
 
     def delete_reply(self, channel: str, ts: str, *, event_id: str | None = None) -> bool:
         """Mark a reply deleted (a tombstone); return True when one was known.
@@ -516,27 +498,42 @@ class Store:
         reply it deletes: then a bare tombstone (no date, no author) is left, and the
         reply, when it comes, is not recorded.
         """
-        now = utc_now_iso()
         with self.transaction() as conn:
-            if event_id and not _first_sighting(conn, event_id, now):
-                return False
-            cursor = conn.execute(
-                "UPDATE replies SET deleted = 1, updated_at = ? WHERE channel = ? AND ts = ? AND deleted = 0",
-                (now, channel, ts),
-            )
-            if cursor.rowcount == 1:
-                return True
-            conn.execute(
-                "INSERT OR IGNORE INTO replies (channel, date, ts, user, text, version, deleted, source, "
-                "recorded_at, updated_at) VALUES (?, '', ?, '', '', ?, 1, 'listener', ?, ?)",
-                (channel, ts, ts, now, now),
-            )
-            return False
+            return _delete_reply(conn, ReplyChange(channel, ts, event_id=event_id))
+
+    def apply_reply_changes(self, changes: Sequence[ReplyChange]) -> list[bool | StoreError]:
+        """Apply several live-event changes in one transaction (one commit for all); return, for
+        each, what `record_reply`/`delete_reply` would have returned, or the error that stopped it.
+        When the shared transaction fails, each change is tried again on its own, so one bad
+        change never costs the others."""
+        try:
+            with self.transaction() as conn:
+                return [_apply_reply_change(conn, change) for change in changes]
+        except (StoreError, sqlite3.Error) as exc:
+            if len(changes) == 1:
+                return [exc if isinstance(exc, StoreError) else self._refusal(exc)]
+        results: list[bool | StoreError] = []
+        for change in changes:
+            try:
+                with self.transaction() as conn:
+                    results.append(_apply_reply_change(conn, change))
+            except StoreError as exc:
+                results.append(exc)
+            except sqlite3.Error as exc:
+                results.append(self._refusal(exc))
+        return results
 
     def mark_event_seen(self, event_id: str) -> bool:
         """Record an event ID; return False when it had been seen before."""
         with self.transaction() as conn:
             return _first_sighting(conn, event_id, utc_now_iso())
+
+    def forget_seen_events(self, before: dt.datetime) -> int:
+        """Drop the event IDs received before a moment (Slack retries an event for an hour at
+        most); return how many were dropped."""
+        with self.transaction() as conn:
+            cutoff = before.astimezone(dt.UTC).isoformat(timespec="seconds")
+            return conn.execute("DELETE FROM seen_events WHERE received_at < ?", (cutoff,)).rowcount
 
     def stored_replies(self, channel: str, date: dt.date) -> list[StoredReply]:
         """Return every reply recorded for a date, deleted ones included, in ts order."""
@@ -778,6 +775,38 @@ class Store:
             if stored.reply.user == user and not stored.deleted
         ]
         return date, sorted(replies, key=lambda reply: ts_key(reply.ts))
+
+    def previous_replies_of(
+        self, channel: str, users: Iterable[str], before: dt.date
+    ) -> dict[str, tuple[dt.date, list[Reply]]]:
+        """Return `previous_replies` for many members at once, leaving out those with none.
+
+        One pass over the channel's history finds each member's latest earlier date, then
+        each of those dates is read once (usually one: the last standup), rather than two
+        queries per member that each scan the history.
+        """
+        wanted = set(users)
+        if not wanted:
+            return {}
+        rows = self._read(
+            "SELECT user, max(date) AS date FROM replies WHERE channel = ? AND date != '' AND date < ? "
+            "AND deleted = 0 GROUP BY user",
+            (channel, before.isoformat()),
+        )
+        members_by_date: dict[str, set[str]] = {}
+        for row in rows:
+            if row["user"] in wanted:
+                members_by_date.setdefault(row["date"], set()).add(row["user"])
+        found: dict[str, tuple[dt.date, list[Reply]]] = {}
+        for day, members in members_by_date.items():
+            date = dt.date.fromisoformat(day)
+            by_user: dict[str, list[Reply]] = {user: [] for user in members}
+            for stored in self.stored_replies(channel, date):
+                if stored.reply.user in by_user and not stored.deleted:
+                    by_user[stored.reply.user].append(stored.reply)
+            for user, replies in by_user.items():
+                found[user] = (date, sorted(replies, key=lambda reply: ts_key(reply.ts)))
+        return found
 
     # -- blocker escalations -----------------------------------------------------------
     def claim_escalation(
@@ -1039,6 +1068,37 @@ class Store:
                 (user_id, name, int(is_human), tz, utc_now_iso()),
             )
 
+    def cached_users(self, user_ids: Iterable[str], max_age: dt.timedelta) -> dict[str, tuple[str, bool, str]]:
+        """Return {user_id: (name, is_human, tz)} for those cached more recently than max_age."""
+        ids = sorted(set(user_ids))
+        oldest = dt.datetime.now(dt.UTC) - max_age
+        found: dict[str, tuple[str, bool, str]] = {}
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            rows = self._read(
+                f"SELECT user_id, name, is_human, tz, fetched_at FROM users WHERE user_id IN "
+                f"({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            for row in rows:
+                if dt.datetime.fromisoformat(row["fetched_at"]) >= oldest:
+                    found[row["user_id"]] = (row["name"], bool(row["is_human"]), row["tz"])
+        return found
+
+    def cache_users(self, users: Iterable[tuple[str, str, bool, str]]) -> None:
+        """Remember many members' (user_id, name, is_human, tz) in one transaction."""
+        now = utc_now_iso()
+        rows = [(user_id, name, int(is_human), tz, now) for user_id, name, is_human, tz in users]
+        if not rows:
+            return
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO users (user_id, name, is_human, tz, fetched_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, is_human = excluded.is_human, "
+                "tz = excluded.tz, fetched_at = excluded.fetched_at",
+                rows,
+            )
+
 
     # -- form reports ------------------------------------------------------------------
     def save_form_report(
@@ -1152,6 +1212,64 @@ def _rollback(conn: sqlite3.Connection) -> None:
     # the one worth reporting, not "no transaction is active".
     with suppress(sqlite3.Error):
         conn.execute("ROLLBACK")
+
+
+@dataclass(frozen=True)
+class ReplyChange:
+    """A reply to record (`reply` and `date` given) or, without them, the reply `ts` to delete."""
+
+    channel: str
+    ts: str
+    date: dt.date | None = None
+    reply: Reply | None = None
+    version: str = ""
+    event_id: str | None = None
+
+
+def _apply_reply_change(conn: sqlite3.Connection, change: ReplyChange) -> bool:
+    return _record_reply(conn, change) if change.reply is not None else _delete_reply(conn, change)
+
+
+def _record_reply(conn: sqlite3.Connection, change: ReplyChange) -> bool:
+    reply, channel = change.reply, change.channel
+    assert reply is not None and change.date is not None
+    now = utc_now_iso()
+    version = change.version or reply.ts
+    if change.event_id and not _first_sighting(conn, change.event_id, now):
+        return False
+    row = conn.execute("SELECT deleted, version FROM replies WHERE channel = ? AND ts = ?", (channel, reply.ts)).fetchone()
+    if row is not None and (row["deleted"] or ts_key(row["version"]) >= ts_key(version)):
+        return False
+    conn.execute(
+        "INSERT INTO replies (channel, date, ts, user, text, edited, version, files, source, "
+        "recorded_at, updated_at, late) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'listener', ?, ?, "
+        f"{_DIGEST_SENT}) "
+        "ON CONFLICT (channel, ts) DO UPDATE SET text = excluded.text, edited = excluded.edited, "
+        "version = excluded.version, files = excluded.files, updated_at = excluded.updated_at",
+        (
+            channel, change.date.isoformat(), reply.ts, reply.user, reply.text, int(reply.edited),
+            version, json.dumps(list(reply.files)), now, now, channel, change.date.isoformat(),
+        ),
+    )
+    return row is None
+
+
+def _delete_reply(conn: sqlite3.Connection, change: ReplyChange) -> bool:
+    now = utc_now_iso()
+    if change.event_id and not _first_sighting(conn, change.event_id, now):
+        return False
+    cursor = conn.execute(
+        "UPDATE replies SET deleted = 1, updated_at = ? WHERE channel = ? AND ts = ? AND deleted = 0",
+        (now, change.channel, change.ts),
+    )
+    if cursor.rowcount == 1:
+        return True
+    conn.execute(
+        "INSERT OR IGNORE INTO replies (channel, date, ts, user, text, version, deleted, source, "
+        "recorded_at, updated_at) VALUES (?, '', ?, '', '', ?, 1, 'listener', ?, ?)",
+        (change.channel, change.ts, change.ts, now, now),
+    )
+    return False
 
 
 def _first_sighting(conn: sqlite3.Connection, event_id: str, now: str) -> bool:

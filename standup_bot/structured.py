@@ -8,7 +8,9 @@ keyword mapping, so a heading and a question agree on what "Blockers" means.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from .answers import BLOCKERS, DONE, PLAN, Answers, is_empty_blocker, question_index, split_answers
@@ -61,6 +63,26 @@ def report_text(report: Report) -> str:
     return "\n".join(reply.text for reply in report.replies if reply.text.strip())
 
 
+# The answers of each report split so far, while `answers_remembered` is in effect.
+_remembered: ContextVar[dict[tuple[Report, tuple[str, ...]], Answers] | None] = ContextVar(
+    "remembered_answers", default=None
+)
+
+
+@contextmanager
+def answers_remembered() -> Iterator[None]:
+    """Within the block, split each report into its answers once however often they are asked for.
+
+    A digest asks for every report's answers several times (the same-blocker check, the
+    blocker escalations, the renderer); what is remembered is forgotten when the block ends.
+    """
+    token = _remembered.set({})
+    try:
+        yield
+    finally:
+        _remembered.reset(token)
+
+
 def report_answers(report: Report, questions: Sequence[str]) -> Answers:
     """Split a member's report (all their replies, joined in order) into the questions' answers.
 
@@ -69,6 +91,17 @@ def report_answers(report: Report, questions: Sequence[str]) -> Answers:
     reply is its own paragraph, so a later "PS: …" reply is a note, not part of the last
     answer.
     """
+    remembered = _remembered.get()
+    if remembered is None:
+        return _split_report(report, questions)
+    key = (report, tuple(questions))
+    answers = remembered.get(key)
+    if answers is None:
+        answers = remembered[key] = _split_report(report, questions)
+    return answers
+
+
+def _split_report(report: Report, questions: Sequence[str]) -> Answers:
     answers = split_answers(report_text(report), questions)
     texts = [reply.text for reply in report.replies if reply.text.strip()]
     if answers.structured and len(texts) > 1:

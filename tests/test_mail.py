@@ -497,3 +497,51 @@ def test_sink_wait_for_times_out(sink: MailSink) -> None:
 def test_unknown_security_mode_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="security"):
         check_connection(SmtpSettings(host="127.0.0.1", port=1, security="tls"))
+
+
+_AWKWARD_TEXT = "".join([
+    "plain line\n", "a = b =\n", "x" * 77 + "\n", "y" * 78 + "=\n", "z" * 200 + " \n", "tab at the end\t\n", ".\n",
+    "From here\n", "Zoë ✓ prêt " * 12 + "\n", "w" * 75 + "\t\n", "v" * 76 + " \n", "crlf\r\nlone cr\rend", "\x00\x0b\x1c\x85 ",
+])
+
+
+@pytest.mark.parametrize("text", ["", "one line", "ends with a newline\n", _AWKWARD_TEXT, "=" * 500, "é" * 300])
+def test_the_parts_are_encoded_byte_for_byte_as_the_email_package_encodes_them(text: str) -> None:
+    ours = make_message(text=text, html=f"<p style=\"a:b\">{text}</p>")
+    reference = EmailMessage(policy=ours.policy)
+    for name in ("Subject", "From", "To", "Date", "Message-ID"):
+        reference[name] = ours[name]
+    reference.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    reference.add_alternative(f"<p style=\"a:b\">{text}</p>", subtype="html", charset="utf-8", cte="quoted-printable")
+    reference.set_boundary(ours.get_boundary())
+
+    assert ours.as_bytes() == reference.as_bytes()
+
+
+def test_what_arrives_is_what_smtplib_s_send_message_would_have_sent(sink: MailSink) -> None:
+    message = make_message(text=_AWKWARD_TEXT, html=f"<p>{_AWKWARD_TEXT}</p>")
+    message["Bcc"] = "hidden@example.com"  # never sent, as smtplib's send_message leaves it out
+    sent_by_smtplib: list[bytes] = []
+
+    class Recorder(smtplib.SMTP):
+        def sendmail(self, from_addr, to_addrs, msg, mail_options=(), rcpt_options=()):  # type: ignore[no-untyped-def]
+            sent_by_smtplib.append(msg)
+            return {}
+
+    recorder = Recorder()  # not connected: it only flattens the message as smtplib sends it
+    recorder.ehlo_or_helo_if_needed = lambda: None  # type: ignore[method-assign]
+    recorder.send_message(message, from_addr=MAIL_FROM, to_addrs=[ALICE, BOB])
+
+    send(message, settings_for(sink))
+
+    [mail] = sink.wait_for(1)
+    assert mail.data == sent_by_smtplib[0]
+    assert b"hidden@example.com" not in mail.data
+
+
+def test_a_non_ascii_envelope_address_is_sent_with_smtputf8(sink: MailSink) -> None:
+    send(make_message(), settings_for(sink), recipients=["zoë@example.com"])
+
+    [mail] = sink.wait_for(1)
+    assert mail.rcpt_tos == ("zoë@example.com",)
+    assert mail.message.get_body(("plain",)).get_content() == "alice: shipped the release\nbob: not reported\n"

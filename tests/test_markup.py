@@ -11,10 +11,12 @@ from standup_bot.markup import (
     Token,
     is_safe_url,
     mentioned_channel_ids,
+    mentioned_ids,
     mentioned_user_ids,
     one_line,
     to_html,
     to_text,
+    to_text_and_html,
     tokenize,
     unescape,
 )
@@ -361,3 +363,27 @@ def test_to_html_survives_pathological_forty_thousand_characters(text: str) -> N
     html = to_html(text, USERS, CHANNELS)
     assert_only_our_markup(html)
     assert len(html) < 5 * len(text)
+
+
+# --- one pass for both parts ----------------------------------------------------------
+
+_EDGES = [
+    "", " ", "\n", "\t \r\n", "\x00", "\x0b", "\x1c", "\x85", "\u2028", "\u3000", "&amp;", "&lt;@U1&gt;", "<", "<@U1",
+    "@U1>", "<@U1>", "<#C2|dev>", "*b*", "> q", "&gt; q", "`c`", "```x```", "<https://x.y|a b>",
+]
+
+
+@pytest.mark.parametrize("before", _EDGES)
+@pytest.mark.parametrize("after", _EDGES)
+def test_text_and_html_in_one_pass_are_what_to_text_and_to_html_give(before: str, after: str) -> None:
+    for middle in ("", PR_MESSAGE, "line one\n> quoted <@U666>\n*bold* _it_ ~s~"):
+        text = before + middle + after
+        plain, html = to_text_and_html(text, USERS, CHANNELS)
+        assert plain == to_text(text, USERS, CHANNELS).strip()
+        assert html == to_html(text.strip(), USERS, CHANNELS)
+        assert isinstance(html, Markup)
+
+
+@pytest.mark.parametrize("text", [*_EDGES, PR_MESSAGE, "<@U1|alice> <@W2> <#C1> <#G3|x|y> <@U1 > <@u1> <#c1> <<@U4>> <@U5|<b>>"])
+def test_mentioned_ids_are_the_mentioned_members_and_channels(text: str) -> None:
+    assert mentioned_ids(text) == (mentioned_user_ids(text), mentioned_channel_ids(text))

@@ -453,3 +453,23 @@ def test_subject_counts_only_expected_members_when_they_are_known() -> None:
     # carol reported but is not in MEMBERS: she is shown, not counted.
     digest = make_digest(expected=("U1", "U2"))
     assert digest_subject(digest).endswith("(1 of 2 reported)")
+
+
+def test_a_report_of_empty_sections_is_shown_as_typed() -> None:
+    report = Report("U1", (Reply("1.1", "U1", "*Yesterday:*\n*Today:*", files=("a.png",)),))
+    rendered = render_digest(make_digest(reports=(report,)))
+    assert "Alice\n    *Yesterday:*\n    *Today:*\n    [file: a.png]\n" in rendered.text
+    assert "<strong>Yesterday:</strong><br><strong>Today:</strong>" in rendered.html  # the reply's own bold
+
+
+def test_the_same_text_in_many_reports_renders_alike() -> None:
+    # Each text is rendered once per digest and reused: the reuse must not mix up members.
+    reports = tuple(
+        Report(user, (Reply(f"1.{n}", user, "Yesterday: <@U3>\nToday: <@U3>\nBlockers: waiting on <@U3>"),))
+        for n, user in enumerate(("U1", "U2", "U3"))
+    )
+    rendered = render_digest(make_digest(reports=reports))
+    assert "  - Alice: waiting on @Carol\n  - Bob \"B\" O'Neil: waiting on @Carol\n  - Carol: waiting on @Carol\n" in rendered.text
+    for name in ("Alice", 'Bob "B" O\'Neil', "Carol"):
+        assert f"{name}\n    Yesterday: @Carol\n    Today: @Carol\n    Blockers: waiting on @Carol\n" in rendered.text
+    assert rendered.html.count("<strong>@Carol</strong>") == 3 * 3 + 3

@@ -1,7 +1,8 @@
 """Our Slack wrapper against the simulator, through the real WebClient that make_client builds.
 
 Retries are timed with FAST_RETRY (tiny back-off; slack_sdk still adds up to 1 s of jitter per
-retry), so each test that retries takes about a second at most.
+5xx or connection retry), so each test that retries takes about a second at most. A 429 waits
+through the `wait` given to make_client, which the tests record.
 """
 
 from __future__ import annotations
@@ -13,16 +14,29 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from slack_sdk.http_retry.response import HttpResponse
 
 from standup_bot.errors import SlackError
-from standup_bot.slack import RetryPolicy, SlackApi, display_name, explain, is_human, make_client
+from standup_bot.slack import (
+    DEFAULT_RETRY_AFTER,
+    MAX_RETRY_AFTER,
+    RateLimitRetry,
+    RetryPolicy,
+    SlackApi,
+    display_name,
+    explain,
+    is_human,
+    make_client,
+)
 from standup_bot.slack_simulator import SlackSimulator
 from tests.conftest import ALICE, BOB, CAROL, CHANNEL, DAVE, FAST_RETRY, ROBOT, TOKEN
 
 
 def _api(base_url: str, *, token: str = TOKEN, timeout: float = 5, retry: RetryPolicy = FAST_RETRY,
-         sleep: Callable[[float], None] = lambda seconds: None) -> SlackApi:
-    return SlackApi(make_client(token, base_url, timeout=timeout, retry=retry), sleep=sleep)
+         sleep: Callable[[float], None] = lambda seconds: None,
+         wait: Callable[[float], None] = time.sleep) -> SlackApi:
+    """Return our wrapper; `sleep` is its own (HTTP 200 rate limits), `wait` the 429 handler's."""
+    return SlackApi(make_client(token, base_url, timeout=timeout, retry=retry, sleep=wait), sleep=sleep)
 
 
 @pytest.fixture
@@ -46,16 +60,79 @@ def _failure(call: Callable[[], Any]) -> SlackError:
 # -- transient failures are retried ------------------------------------------------------------
 
 
-def test_a_429_is_retried_after_its_retry_after_and_then_succeeds(sim, api):
-    sim.fail("conversations.members", status=429, retry_after=1)
+def test_a_429_is_retried_after_exactly_its_retry_after_and_then_succeeds(sim):
+    waited: list[float] = []
+    api = _api(sim.base_url, wait=waited.append)
+    sim.fail("conversations.members", status=429, retry_after=3)
 
-    started = time.monotonic()
     members = api.channel_members(CHANNEL)
-    elapsed = time.monotonic() - started
 
     assert ALICE in members
     assert len(sim.calls("conversations.members")) == 2
-    assert elapsed >= 0.95
+    assert waited == [3.0]  # no random jitter on top: one sequential client herds nobody
+
+
+def test_posts_under_the_simulators_rate_limit_wait_whole_retry_afters_and_all_land(sim):
+    waited: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waited.append(seconds)
+        time.sleep(seconds)  # really: the simulator's bucket refills meanwhile
+
+    api = _api(sim.base_url, wait=wait)
+    sim.limit_rate("chat.postMessage", per_second=2, burst=1)
+
+    posted = [api.post_message(CHANNEL, f"message {n}") for n in range(2)]
+
+    assert [m["ts"] for m in sim.messages(CHANNEL)] == posted
+    refused = len(sim.calls("chat.postMessage")) - len(posted)
+    assert refused >= 1 and waited == [1.0] * refused  # Slack's (and the simulator's) whole seconds
+
+
+def test_a_429_storm_is_retried_as_often_as_the_policy_says_then_reported(sim):
+    waited: list[float] = []
+    api = _api(sim.base_url, retry=RetryPolicy(rate_limited=2), wait=waited.append)
+    sim.fail("chat.postMessage", status=429, retry_after=1, times=10)
+
+    error = _failure(lambda: api.post_message(CHANNEL, "hello"))
+
+    assert str(error) == explain("chat.postMessage", "ratelimited")
+    assert len(sim.calls("chat.postMessage")) == 3 and waited == [1.0, 1.0]
+    assert sim.messages(CHANNEL) == []
+
+
+def test_an_absurd_retry_after_fails_at_once_saying_how_long_slack_asked_for(sim):
+    waited: list[float] = []
+    api = _api(sim.base_url, wait=waited.append)
+    sim.fail("conversations.members", status=429, retry_after=3600)
+
+    error = _failure(lambda: api.channel_members(CHANNEL))
+
+    assert str(error) == (
+        f"Slack rate-limited conversations.members and asked to wait 3600 s (ratelimited), longer than "
+        f"the {MAX_RETRY_AFTER:g} s the bot waits out: try again later"
+    )
+    assert error.code == "ratelimited"
+    assert waited == [] and len(sim.calls("conversations.members")) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"Retry-After": ["2"]}, 2.0),
+        ({"retry-after": "30"}, 30.0),  # any case, a bare string
+        ({"Retry-After": ["1.5"]}, 1.5),
+        ({}, DEFAULT_RETRY_AFTER),
+        ({"Retry-After": ["soon"]}, DEFAULT_RETRY_AFTER),
+        ({"Retry-After": ["Wed, 21 Oct 2026 07:28:00 GMT"]}, DEFAULT_RETRY_AFTER),  # Slack sends seconds
+        ({"Retry-After": ["-5"]}, DEFAULT_RETRY_AFTER),
+        ({"Retry-After": ["nan"]}, DEFAULT_RETRY_AFTER),
+        ({"Retry-After": [""]}, DEFAULT_RETRY_AFTER),
+    ],
+    ids=["seconds", "lowercase-string", "fraction", "missing", "garbage", "http-date", "negative", "nan", "empty"],
+)
+def test_a_missing_or_unreadable_retry_after_waits_the_default(headers, seconds):
+    assert RateLimitRetry.wait_for(HttpResponse(status_code=429, headers=headers)) == seconds
 
 
 @pytest.mark.parametrize("status", [503, 502, 500])
@@ -262,6 +339,50 @@ def test_channel_members_are_read_across_pages(sim, api):
     assert len(sim.calls("conversations.members")) == 3  # 200 + 200 + 51
 
 
+# -- direct messages ----------------------------------------------------------------------------
+
+
+def test_a_dm_is_one_post_to_the_member_id_answered_with_the_dm_channel(sim, api):
+    channel = api.post_dm(ALICE, "hello", metadata={"event_type": "standup_reminder", "event_payload": {}})
+
+    [dm] = sim.dms_to(ALICE)
+    assert dm["text"] == "hello" and dm["metadata"]["event_type"] == "standup_reminder"
+    assert [call["channel"] for call in sim.calls("chat.postMessage")] == [ALICE]
+    assert sim.calls("conversations.open") == []
+    assert channel.startswith("D") and api.open_dm(ALICE) == channel  # the DM conversations.open opens
+
+
+@pytest.mark.parametrize(("user", "code"), [(DAVE, "user_disabled"), (ROBOT, "cannot_dm_bot")])
+def test_a_refused_dm_names_the_member_and_is_not_retried(sim, api, user, code):
+    error = _failure(lambda: api.post_dm(user, "hello"))
+
+    assert str(error) == explain("chat.postMessage", code, user=user)
+    assert f"member {user} is" in str(error) and "MEMBERS" in str(error)
+    assert error.code == code
+    assert len(sim.calls("chat.postMessage")) == 1
+
+
+def test_a_dm_slack_will_not_open_names_the_member_not_the_standup_channel(sim, api):
+    sim.fail("chat.postMessage", error="channel_not_found", channel=ALICE)
+
+    error = _failure(lambda: api.post_dm(ALICE, "hello"))
+
+    assert str(error) == (
+        f"Slack would not open a DM with member {ALICE} (channel_not_found): check MEMBERS holds member IDs "
+        "of this workspace"
+    )
+    assert error.code == "channel_not_found"
+
+
+def test_a_dm_refused_for_the_apps_messages_tab_says_where_to_turn_it_on(sim, api):
+    sim.fail("chat.postMessage", error="messages_tab_disabled")
+
+    error = _failure(lambda: api.post_dm(ALICE, "hello"))
+
+    assert str(error).startswith(f"Slack refused a DM to {ALICE} because the app's Messages tab is off")
+    assert "'App Home'" in str(error)
+
+
 # -- names and people ---------------------------------------------------------------------------
 
 
@@ -284,6 +405,21 @@ def test_a_slack_name_is_the_display_name_else_the_real_name_else_the_id(user, e
 def test_slack_names_of_the_cast_come_from_users_info(api):
     assert display_name(api.user_info(ALICE)) == "Alice"
     assert display_name(api.user_info(BOB)) == "Bob Brown"  # empty display name
+
+
+def test_users_list_pages_through_the_workspace_and_stops_when_the_caller_does(api, sim):
+    for i in range(1500):
+        sim.add_user(f"UMANY{i:04d}", f"many{i}", display_name=f"Many {i}", tz="Asia/Tokyo")
+
+    everyone = list(api.users_list())
+    assert [call["limit"] for call in sim.calls("users.list")] == ["1000", "1000"]
+    assert len({user["id"] for user in everyone}) == len(everyone) > 1500
+    assert display_name(next(user for user in everyone if user["id"] == ALICE)) == "Alice"
+    assert next(user for user in everyone if user["id"] == "UMANY0007")["tz"] == "Asia/Tokyo"
+
+    first = next(iter(api.users_list()))  # taking one member reads one page only
+    assert first["id"] == everyone[0]["id"]
+    assert len(sim.calls("users.list")) == 3
 
 
 @pytest.mark.parametrize(

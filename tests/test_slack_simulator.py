@@ -563,6 +563,53 @@ def test_rate_limits_apply_per_channel(sim: SlackSimulator, client: WebClient) -
     assert len(sim.messages(CHANNEL)) == 1 and len(sim.messages("C0OTHER")) == 1
 
 
+def test_a_per_channel_and_a_workspace_limit_hold_at_once(
+    sim: SlackSimulator, client: WebClient
+) -> None:
+    # chat.postMessage as Slack limits it: per channel, and for the whole workspace.
+    sim.add_channel("C0OTHER", "other", [ALICE])
+    sim.limit_rate("chat.postMessage", per_second=0.01, per_channel=True, burst=1)
+    sim.limit_rate("chat.postMessage", per_second=0.01, burst=2)
+
+    client.chat_postMessage(channel=CHANNEL, text="one")
+    by_channel = _error(lambda: client.chat_postMessage(channel=CHANNEL, text="two"))
+    client.chat_postMessage(channel="C0OTHER", text="the refused post took no workspace token")
+    by_workspace = _error(lambda: client.chat_postMessage(channel=ALICE, text="a third channel"))
+
+    assert by_channel.response.status_code == by_workspace.response.status_code == 429
+    assert by_workspace.response.headers["Retry-After"] == "100"  # whole seconds: 1 / 0.01 per s
+    assert len(sim.messages(CHANNEL)) == 1 and len(sim.messages("C0OTHER")) == 1
+    assert sim.dms_to(ALICE) == []
+    assert sim.rate_limited["chat.postMessage"] == 2
+
+
+def test_a_post_to_a_user_id_and_one_to_their_dm_share_the_dms_limit(
+    sim: SlackSimulator, client: WebClient
+) -> None:
+    sim.limit_rate("chat.postMessage", per_second=0.01, per_channel=True, burst=1)
+
+    dm = client.chat_postMessage(channel=ALICE, text="by user ID")["channel"]
+    limited = _error(lambda: client.chat_postMessage(channel=dm, text="by DM ID"))
+    client.chat_postMessage(channel=BOB, text="another DM")
+
+    assert dm.startswith("D") and limited.response.status_code == 429
+    assert len(sim.dms_to(ALICE)) == 1 and len(sim.dms_to(BOB)) == 1
+
+
+def test_an_injection_for_one_channel_lets_calls_to_others_pass(
+    sim: SlackSimulator, client: WebClient
+) -> None:
+    sim.fail("chat.postMessage", error="fatal_error", channel=BOB)
+
+    client.chat_postMessage(channel=ALICE, text="to alice")
+    failed = _error(lambda: client.chat_postMessage(channel=BOB, text="to bob"))
+    client.chat_postMessage(channel=BOB, text="to bob again")
+
+    assert failed.response["error"] == "fatal_error"
+    assert [m["text"] for m in sim.dms_to(ALICE)] == ["to alice"]
+    assert [m["text"] for m in sim.dms_to(BOB)] == ["to bob again"]
+
+
 # ---------------------------------------------------------------------- events
 
 

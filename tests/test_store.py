@@ -572,6 +572,41 @@ def test_previous_replies_are_a_members_latest_earlier_date_in_the_store(store):
     assert store.previous_replies(CHANNEL, CAROL, DAY) is None
 
 
+def test_previous_replies_of_many_members_are_each_members_previous_replies(store):
+    days = [DAY - dt.timedelta(days=n) for n in (9, 5, 2)]
+    for number, (user, date) in enumerate([(ALICE, days[0]), (ALICE, days[2]), (BOB, days[0]), (BOB, days[1]),
+                                           (ALICE, days[2]), (CAROL, DAY), (BOB, days[1])]):
+        store.record_reply(CHANNEL, date, _reply(f"{number + 10}.{9 - number}", user=user, text=f"reply {number}"))
+    store.record_reply(CHANNEL, days[1], _reply("30.1", user=ALICE, text="deleted"))
+    store.delete_reply(CHANNEL, "30.1")
+    store.record_reply(OTHER_CHANNEL, days[2], _reply("40.1", user=BOB, text="elsewhere"))
+    members = [ALICE, BOB, CAROL, "UNOBODY"]
+
+    for before in (*days, DAY, DAY + dt.timedelta(days=1)):
+        one_by_one = {user: store.previous_replies(CHANNEL, user, before) for user in members}
+        assert store.previous_replies_of(CHANNEL, members, before) == {
+            user: found for user, found in one_by_one.items() if found is not None
+        }
+    assert store.previous_replies_of(CHANNEL, [], DAY) == {}
+
+
+def test_many_users_are_cached_at_once_and_read_back_at_once(store, monkeypatch):
+    store.cache_user(ALICE, "old name", True, "UTC")
+    many = [(f"U{i:05d}", f"Member {i}", i % 2 == 0, "Europe/Berlin") for i in range(1200)]
+    store.cache_users([*many, (ALICE, "Alice", False, "Asia/Tokyo")])
+
+    cached = store.cached_users([user for user, *_ in many] + [ALICE, BOB], dt.timedelta(hours=1))
+
+    assert cached == {user: (name, human, tz) for user, name, human, tz in many} | {ALICE: ("Alice", False, "Asia/Tokyo")}
+    assert cached[ALICE] == store.cached_user(ALICE, dt.timedelta(hours=1))
+    two_days_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).isoformat(timespec="seconds")
+    monkeypatch.setattr(store_module, "utc_now_iso", lambda: two_days_ago)
+    store.cache_users([(CAROL, "Carol", True, "")])
+    assert store.cached_users([CAROL], dt.timedelta(days=1)) == {}
+    assert store.cached_users([CAROL], dt.timedelta(days=3)) == {CAROL: ("Carol", True, "")}
+    store.cache_users([])  # nothing to write: no transaction either
+
+
 # -- user cache -------------------------------------------------------------------------------
 
 

@@ -116,3 +116,18 @@ def test_a_previous_report_without_sections_is_unknown_and_no_replies_are_no_rep
     # Without a blockers question, whether they had one is unknown.
     two = ("What did you do yesterday?", "What will you do today?")
     assert previous_report(day, [Reply("1.1", "U1", "Yesterday: a\nToday: b")], two) == PreviousReport(day, "b", None)
+
+
+def test_within_answers_remembered_each_report_is_split_once():
+    from standup_bot.structured import answers_remembered
+
+    report = _report("Yesterday: shipped", "Today: docs\nBlockers: none")
+    assert report_answers(report, DEFAULT_QUESTIONS) is not report_answers(report, DEFAULT_QUESTIONS)
+    with answers_remembered():
+        first = report_answers(report, DEFAULT_QUESTIONS)
+        assert report_answers(_report("Yesterday: shipped", "Today: docs\nBlockers: none"), DEFAULT_QUESTIONS) is first
+        assert report_answers(report, list(DEFAULT_QUESTIONS)) is first
+        assert report_answers(report, DEFAULT_QUESTIONS[:2]) is not first  # other questions, other answers
+        assert report_answers(report, DEFAULT_QUESTIONS[:2]).parts == ("shipped", "docs\nBlockers: none")
+    assert first == report_answers(report, DEFAULT_QUESTIONS)
+    assert report_answers(report, DEFAULT_QUESTIONS) is not first  # forgotten after the block

@@ -13,6 +13,8 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from standup_bot.mail_sink import MailSink
 from standup_bot.slack_simulator import SlackSimulator
 from tests.conftest import ALICE, BOB, CHANNEL
@@ -123,25 +125,34 @@ def test_run_killed_while_its_prompt_post_hangs_finds_the_posted_prompt_on_the_n
     assert_consistent(db, today, prompt_ts=landed["ts"])
 
 
-def test_run_killed_in_the_middle_of_reminding_reminds_the_member_on_the_next_run(
+@pytest.mark.parametrize("landed", [False, True], ids=["reminder-lost", "reminder-landed"])
+def test_run_killed_in_the_middle_of_reminding_reminds_the_member_exactly_once_on_the_next_run(
     make_config: Callable[..., Path], workdir: Path, db: Path, zone: str, today: dt.date,
-    sim: SlackSimulator, smtp: MailSink, background: list,
+    sim: SlackSimulator, smtp: MailSink, background: list, landed: bool,
 ) -> None:
-    # Nobody reports; opening the first DM (alice's) hangs, and the run is killed there,
-    # before any DM was posted.
+    # Nobody reports. Alice's reminder (the first, posted to her user ID) hangs in Slack and
+    # the run is killed while it waits for the answer. Slack either never posted it or posted
+    # it all the same; the next run reads the bot's DM history with her to tell which.
     now = local_now(zone).replace(second=0, microsecond=0)
     config = make_config(PROMPT_TIME=hhmm(now - 3 * MINUTE), REMIND_TIME=hhmm(now - 2 * MINUTE),
                          DIGEST_TIME=hhmm(now + 60 * MINUTE))
-    sim.fail("conversations.open", delay=30)
+    if landed:
+        sim.fail("chat.postMessage", delay=2.0, channel=ALICE)  # slow, then posted
+    else:
+        sim.fail("chat.postMessage", delay=30, error="fatal_error", channel=ALICE)  # hangs, never posted
     output = workdir / "first-run.out"
     first = start_standup(config, "run", cwd=workdir, output=output)
     background.append(first)
-    wait_for(lambda: sim.calls("conversations.open") or first.poll() is not None, timeout=20,
+    wait_for(lambda: _reminders_posted_to(sim, ALICE) or first.poll() is not None, timeout=20,
              what="the run to start reminding")
     first.kill()
     first.wait(timeout=10)
-    assert sim.dms_to(ALICE) == [] and sim.dms_to(BOB) == []  # nothing was sent
     assert reminders(db, today) == {ALICE: "sending"}
+    if landed:
+        wait_for(lambda: sim.dms_to(ALICE), what="the slow reminder to land")
+    else:
+        assert sim.dms_to(ALICE) == []
+    assert sim.dms_to(BOB) == []
 
     config = make_config(PROMPT_TIME=hhmm(now - 3 * MINUTE), REMIND_TIME=hhmm(now - 2 * MINUTE),
                          DIGEST_TIME=hhmm(now - MINUTE))
@@ -151,6 +162,14 @@ def test_run_killed_in_the_middle_of_reminding_reminds_the_member_on_the_next_ru
     assert prompt_row(db, today) is not None and len(sim.messages(CHANNEL)) == 1
     assert len(sim.dms_to(BOB)) == 1, (second, reminders(db, today))
     assert len(sim.dms_to(ALICE)) == 1, (
-        f"alice was never reminded; her reminder stays {reminders(db, today).get(ALICE)!r}")
+        f"alice got {len(sim.dms_to(ALICE))} reminders; hers stays {reminders(db, today).get(ALICE)!r}")
+    assert len(_reminders_posted_to(sim, ALICE)) == (1 if landed else 2)  # found, or posted again
+    assert reminders(db, today) == {ALICE: "sent", BOB: "sent"}
+    # Only the interrupted reminder needs its DM opened, to read the history.
+    assert [call["users"] for call in sim.calls("conversations.open")] == [ALICE]
     assert len(smtp.messages) == 1
     assert_consistent(db, today, prompt_ts=sim.messages(CHANNEL)[0]["ts"])
+
+
+def _reminders_posted_to(sim: SlackSimulator, user: str) -> list[dict]:
+    return [call for call in sim.calls("chat.postMessage") if call.get("channel") == user]

@@ -40,8 +40,8 @@ from .helpers import (
 
 ERIN = "UERIN"
 # Production retries (slack.RetryPolicy): 3 for 5xx and connection errors with 0.5 s, 1 s,
-# 2 s back-off plus up to 1 s jitter each; 5 for 429, each waiting Retry-After plus up to 1 s.
-GIVE_UP_WITHIN = 20.0  # at most ~6.5 s (5xx, refused) or ~10 s (429) of waiting, plus start-up
+# 2 s back-off plus up to 1 s jitter each; 5 for 429, each waiting exactly Retry-After.
+GIVE_UP_WITHIN = 20.0  # at most ~6.5 s (5xx, refused) or 5 s (429) of waiting, plus start-up
 MINUTE = dt.timedelta(minutes=1)
 
 
@@ -161,14 +161,14 @@ def test_a_reminder_that_failed_for_one_member_is_retried_for_that_member_only(
     assert run_standup(config, "prompt", cwd=workdir).returncode == 0
     [prompt] = sim.messages(CHANNEL)
     sim.user_posts(ALICE, CHANNEL, "Today: done", thread_ts=prompt["ts"])
-    # The first reminder (bob's) fails for good; erin's goes through.
-    sim.fail("conversations.open", error="fatal_error")
+    # Bob's reminder fails for good; erin's goes through.
+    sim.fail("chat.postMessage", error="fatal_error", channel=BOB)
 
     first = run_standup(config, "remind", cwd=workdir)
 
     timing("remind with one member failing", first.seconds)
     assert one_error_line(first) == (
-        f"error: could not remind 1 member(s) ({BOB}): Slack API conversations.open failed: fatal_error; "
+        f"error: could not remind 1 member(s) ({BOB}): Slack API chat.postMessage failed: fatal_error; "
         "the next `standup.py remind` retries only them"
     )
     assert sim.dms_to(BOB) == [] and len(sim.dms_to(ERIN)) == 1
@@ -190,11 +190,11 @@ def test_run_still_sends_the_digest_when_a_reminder_fails(
     make_config: Callable[..., Path], workdir: Path, db: Path, zone: str, today: dt.date,
     sim: SlackSimulator, smtp: MailSink,
 ) -> None:
-    # alice's account was deactivated: Slack refuses to open a DM with her, for good.
+    # Slack refuses alice's reminder (her account was deactivated), for good.
     now = local_now(zone).replace(second=0, microsecond=0)
     config = make_config(PROMPT_TIME=hhmm(now - 3 * MINUTE), REMIND_TIME=hhmm(now - 2 * MINUTE),
                          DIGEST_TIME=hhmm(now - MINUTE))
-    sim.fail("conversations.open", error="user_disabled")
+    sim.fail("chat.postMessage", error="user_disabled", channel=ALICE)
 
     result = run_standup(config, "run", cwd=workdir)
 
@@ -209,7 +209,7 @@ def test_a_reminder_refused_for_a_deactivated_member_names_the_member(
     config: Path, workdir: Path, sim: SlackSimulator,
 ) -> None:
     assert run_standup(config, "prompt", cwd=workdir).returncode == 0
-    sim.fail("conversations.open", error="user_disabled")  # alice, the first to remind
+    sim.fail("chat.postMessage", error="user_disabled", channel=ALICE)  # her reminder, posted to her ID
 
     result = run_standup(config, "remind", cwd=workdir)
 

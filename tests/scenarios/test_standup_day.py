@@ -128,9 +128,21 @@ def test_a_second_remind_sends_nothing(ctx: Context, sim):
     assert len(sim.dms_to(ALICE)) == 1
 
 
+def test_each_reminder_is_one_post_to_the_member_id_with_no_dm_opened_first(ctx: Context, sim):
+    # Slack opens the DM for a post to a user ID; conversations.open is Tier 3 (50+/min).
+    stages.prompt(ctx, DAY)
+    posts_before = len(sim.calls("chat.postMessage"))
+
+    stages.remind(ctx, DAY)
+
+    assert [call["channel"] for call in sim.calls("chat.postMessage")[posts_before:]] == [ALICE, BOB]
+    assert sim.calls("conversations.open") == []
+    assert len(sim.dms_to(ALICE)) == 1 and len(sim.dms_to(BOB)) == 1
+
+
 def test_reminder_that_failed_for_one_member_is_retried_for_that_member_only(ctx: Context, sim, store):
     stages.prompt(ctx, DAY)
-    sim.fail("conversations.open", error="user_disabled")  # the first member's DM fails
+    sim.fail("chat.postMessage", error="user_disabled")  # the first member's reminder fails
     with pytest.raises(SlackError, match="retries only them"):
         stages.remind(ctx, DAY)
     assert store.reminded(CHANNEL, DAY) == {ALICE: "failed", BOB: "sent"}
