@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--token", required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # as the listener does
     app = App(
         client=WebClient(token=args.token, base_url=args.api_url),
         signing_secret=args.secret,

@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 import _support as S
-from _load import send_events
+from _load import send_events, send_events_wrk, wrk_available
 
 
 def reply_text(i: int) -> str:
@@ -66,7 +66,7 @@ def wait_stored(db: Path, channel: str, date: str, expected: int, timeout: float
             if stored >= expected:
                 return time.perf_counter()
             time.sleep(0.01)
-        raise TimeoutError(f"only {stored} of {expected} replies stored")
+        raise TimeoutError(f"only {stored} of {expected} replies stored")  # see the listener log
     finally:
         conn.close()
 
@@ -145,17 +145,23 @@ def run_listener_bench(args: argparse.Namespace, work: Path) -> dict:
                         )
                         time.sleep(1.0)
                     cpu0 = (S.cpu_seconds(procs[target].pid), S.cpu_seconds(sim.proc.pid), S.children_cpu_seconds())
-                    result = send_events(urls[target], envelopes, S.SIGNING_SECRET, senders=args.senders)
+                    if args.load == "wrk":
+                        result = send_events_wrk(urls[target], envelopes, S.SIGNING_SECRET,
+                                                 connections=args.senders, threads=args.wrk_threads, work=str(work))
+                    else:
+                        result = send_events(urls[target], envelopes, S.SIGNING_SECRET, senders=args.senders)
                     row = {
                         "round": rnd + 1, "events": result.count, "rate": result.rate,
-                        "p50": S.percentile(result.latencies, 50) * 1000,
-                        "p90": S.percentile(result.latencies, 90) * 1000,
-                        "p99": S.percentile(result.latencies, 99) * 1000,
-                        "max": max(result.latencies) * 1000,
+                        "p50": result.latency(50) * 1000,
+                        "p90": result.latency(90) * 1000,
+                        "p99": result.latency(99) * 1000,
+                        "max": result.latency(100) * 1000,
                         "non2xx": sum(n for s, n in result.statuses.items() if not 200 <= s < 300),
                     }
                     if target == "listener":
                         sent_ts.extend(made["ts"])
+                        if row["non2xx"]:
+                            print(f"round {rnd + 1}: {row['non2xx']} requests not acked with 2xx", file=sys.stderr)
                         stored_at = wait_stored(data_dir / "standup.db", S.CHANNEL, date.isoformat(), len(sent_ts))
                         row["stored_rate"] = result.count / (stored_at - result.started)
                         row["drain_lag"] = stored_at - result.finished
@@ -255,7 +261,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=4000, help="events per run (default 4000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs the listener and the bare app")
-    parser.add_argument("--senders", type=int, default=16)
+    parser.add_argument("--senders", type=int, default=16, help="concurrent connections (default 16)")
+    parser.add_argument("--load", choices=["wrk", "python"], default="wrk" if wrk_available() else "python",
+                        help="load generator: wrk (C; default when installed) or Python sender processes")
+    parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--threads", type=int, default=8, help="waitress threads, both servers (default 8)")
     parser.add_argument("--authors", type=int, default=500)
     parser.add_argument("--no-reaction", action="store_true", help="listener with CONFIRM_WITH_REACTION = False")
@@ -268,7 +277,9 @@ def main() -> int:
     args = parser.parse_args()
 
     S.header("Listener throughput and ack latency (issue #6, targets 1 and 6)")
-    print(f"{args.senders} senders (processes, keep-alive), {args.events} events per run, {args.rounds} rounds, "
+    load = (f"wrk: {args.senders} keep-alive connections on {args.wrk_threads} threads" if args.load == "wrk"
+            else f"{args.senders} Python sender processes, one keep-alive connection each")
+    print(f"{load}, {args.events} events per run, {args.rounds} rounds, "
           f"waitress threads={args.threads}, reaction={'off' if args.no_reaction else 'on'}"
           f"{f', reactions.add answered after {args.reaction_delay * 1000:.0f} ms' if args.reaction_delay else ''}\n")
     work = Path(tempfile.mkdtemp(prefix="bench-listener-"))

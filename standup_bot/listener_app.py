@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +33,11 @@ from .confirmations import ConfirmationQueue
 from .errors import SlackError, StoreError
 from .form import FormReports
 from .messages import EDIT_FORM_ACTION, FORM_CALLBACK_ID, OPEN_FORM_ACTION
+from .reply_writer import ReplyWriter
 from .reports import group_reports, reply_from_message
 from .settings import Settings
 from .slack import SlackApi
-from .store import Store
+from .store import ReplyChange, Store
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -47,6 +49,11 @@ HEALTH_PATH = "/healthz"
 SIGNATURE_WINDOW = 5 * 60  # Slack's signatures are valid for five minutes
 MAX_BODY_BYTES = 1024 * 1024  # Slack events are a few KB; a 40k-character message stays far below
 CONFIRM_REACTION = "white_check_mark"
+# Bolt runs handlers after the ack on this many threads (its default is 5). Replies being stored
+# at the same moment share one commit (reply_writer), so more threads means bigger, fewer commits.
+HANDLER_THREADS = 16
+EVENT_ID_KEEP = dt.timedelta(days=2)  # Slack retries a failed event three times within about an hour
+EVENT_ID_PRUNE_EVERY = dt.timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -113,31 +120,62 @@ class ReplyRecorder:
     """Apply message events to the store and confirm new replies with a reaction."""
 
     def __init__(
-        self, settings: Settings, store: Store, slack: SlackApi, confirmations: ConfirmationQueue | None = None
+        self, settings: Settings, store: Store, slack: SlackApi, confirmations: ConfirmationQueue | None = None,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.settings = settings
         self.store = store
         self.slack = slack
+        self.now = now
+        self._pruned_at: dt.datetime | None = None
         self.confirmations = confirmations or ConfirmationQueue(reaction_sender(slack))
+        self.writer = ReplyWriter(store)
+        self._prompt_dates: dict[tuple[str, str], dt.date] = {}  # a prompt's date never changes
+
+    def prompt_date(self, channel: str, thread_ts: str) -> dt.date | None:
+        """Return the standup date of a prompt (remembered once found), or None for another thread."""
+        key = (channel, thread_ts)
+        date = self._prompt_dates.get(key)
+        if date is None:
+            date = self.store.date_of_prompt(channel, thread_ts)
+            if date is not None:
+                if len(self._prompt_dates) >= 1000:
+                    self._prompt_dates.clear()
+                self._prompt_dates[key] = date
+        return date
+
+    def forget_old_event_ids(self) -> None:
+        """Every few hours, drop the IDs of events older than Slack could still retry (they are
+        kept to ignore retries; kept forever they would be a fifth of the database)."""
+        now = self.now()
+        if self._pruned_at is not None and now - self._pruned_at < EVENT_ID_PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        try:
+            dropped = self.store.forget_seen_events(now - EVENT_ID_KEEP)
+        except StoreError as exc:
+            log.warning("could not drop old event IDs: %s", exc)
+            return
+        if dropped:
+            log.info("dropped %d event ID(s) older than %s", dropped, EVENT_ID_KEEP)
 
     def handle(self, event: Mapping[str, Any], event_id: str | None) -> str:
         """Record one message event; return what was done (for logs and tests)."""
+        self.forget_old_event_ids()
         change = interpret_message_event(event)
         if change is None:
             return "ignored"
         if change.kind == "delete":
-            deleted = self.store.delete_reply(change.channel, change.ts, event_id=event_id)
+            deleted = self.writer.apply(ReplyChange(change.channel, change.ts, event_id=event_id))
             return "deleted" if deleted else "ignored"
-        date = self.store.date_of_prompt(change.channel, change.thread_ts)
+        date = self.prompt_date(change.channel, change.thread_ts)
         if date is None:
             return "ignored"  # a thread that is not a standup prompt
         assert change.message is not None
         reply = reply_from_message(change.message, change.thread_ts)
         if reply is None:
             return "ignored"
-        is_new = self.store.record_reply(
-            change.channel, date, reply, version=change.version, event_id=event_id
-        )
+        is_new = self.writer.apply(ReplyChange(change.channel, reply.ts, date, reply, change.version, event_id))
         if is_new and change.kind == "reply" and self.settings.confirm_with_reaction:
             self.confirmations.submit(change.channel, reply.ts)
         log.debug("%s reply %s from %s for %s", "recorded" if is_new else "updated", reply.ts, reply.user, date)
@@ -164,7 +202,7 @@ def build_app(
 ) -> App:
     """Build the Bolt app: message events recorded, `/standup` answered, the form served,
     everything acknowledged. New replies get their ✅ from `confirmations` (one is made if not given)."""
-    recorder = ReplyRecorder(settings, store, SlackApi(client), confirmations)
+    recorder = ReplyRecorder(settings, store, SlackApi(client), confirmations, now)
     forms = FormReports(settings, store, SlackApi(client))
     app = App(
         client=client,
@@ -173,6 +211,7 @@ def build_app(
         token_verification_enabled=False,  # the entry point checks auth.test itself, with a clear error
         raise_error_for_unhandled_request=True,
         logger=logging.getLogger("slack_bolt"),
+        listener_executor=ThreadPoolExecutor(max_workers=HANDLER_THREADS, thread_name_prefix="handler"),
     )
 
     @app.event("message")
@@ -254,31 +293,45 @@ def build_app(
 class ReplayGuard:
     """Refuse a signed request seen before: within the five minutes a signature is valid,
     a captured request could otherwise be sent again. Slack's retries carry a new
-    X-Slack-Retry-Num, so they are keyed apart (and deduplicated by event_id instead)."""
+    X-Slack-Retry-Num, so they are keyed apart (and deduplicated by event_id instead).
+
+    Signatures are kept as 64-bit hashes in one set, and expire by the second (about 65 bytes
+    each, not 250: at 1,000 requests a second that is 20 MB for the window, not 75). Two
+    different requests colliding has odds of about 1 in 10^8 over a busy window; then the
+    second is refused once, and Slack retries it."""
 
     def __init__(self, window: float = SIGNATURE_WINDOW, clock: Callable[[], float] = time.monotonic) -> None:
         self.window = window
         self.clock = clock
-        self._seen: set[str] = set()
-        self._expiry: deque[tuple[float, str]] = deque()  # in insertion (= expiry) order
+        self._seen: set[int] = set()
+        self._by_second: deque[tuple[int, list[int]]] = deque()  # (second it expires after, keys), in order
         self._lock = threading.Lock()
 
     def first_use(self, signature: str) -> bool:
         """Record a signature; return False when it was already used within the window."""
+        key = hash(signature)
         now = self.clock()
         with self._lock:
-            while self._expiry and self._expiry[0][0] < now:
-                self._seen.discard(self._expiry.popleft()[1])
-            if signature in self._seen:
+            while self._by_second and self._by_second[0][0] < now:
+                self._seen.difference_update(self._by_second.popleft()[1])
+            if key in self._seen:
                 return False
-            self._seen.add(signature)
-            self._expiry.append((now + self.window, signature))
+            self._seen.add(key)
+            expires = int(now + self.window) + 1  # kept at least the whole window
+            if self._by_second and self._by_second[-1][0] == expires:
+                self._by_second[-1][1].append(key)
+            else:
+                self._by_second.append((expires, [key]))
             return True
 
     def forget(self, signature: str) -> None:
         """Drop a signature (its request turned out invalid, so it proves nothing)."""
         with self._lock:
-            self._seen.discard(signature)
+            self._seen.discard(hash(signature))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._seen)
 
 
 def answer_standup_command(settings: Settings, store: Store, command: Mapping[str, Any], today: dt.date) -> str:
@@ -379,6 +432,9 @@ def serve_http(app: App, store: Store, host: str, port: int, *, threads: int = 8
     """Create the production HTTP server (waitress, multi-threaded); call .run() to serve."""
     from waitress.server import create_server
 
+    # waitress warns "Task queue depth is N" for every request queued behind busy threads: under a
+    # burst that is one log line per event (and costly); the burst itself is normal and handled.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     return create_server(
         wsgi_app(app, store), host=host, port=port, threads=threads,
         max_request_body_size=MAX_BODY_BYTES, ident="standup-listener", clear_untrusted_proxy_headers=True,

@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 
 from standup_bot.cli import main
 from standup_bot.errors import ConfigError
-from standup_bot.listener_app import MAX_BODY_BYTES, ReplyRecorder
+from standup_bot.listener_app import HANDLER_THREADS, MAX_BODY_BYTES, ReplyRecorder
 from standup_bot.mail import build_message
 from standup_bot.markup import to_html, to_text
 from standup_bot.model import Digest, PreviousReport, Reply
@@ -105,7 +105,7 @@ OTHER_CHANNEL = "C0ELSEWHERE"
 DRAIN_CHANNEL = "C0DRAIN"
 # Bolt runs listeners on ThreadPoolExecutor(max_workers=5) (slack_bolt/app/app.py) after
 # acking; occupying all five workers at once proves every earlier handler has finished.
-BOLT_LISTENER_WORKERS = 5
+BOLT_LISTENER_WORKERS = HANDLER_THREADS
 DRAIN_TIMEOUT = 20.0
 _UNIQUE = "@@unique-event-id@@"  # replaced by a fresh event_id when the body is sent
 _DEEP = "@@deeply-nested@@"  # replaced by raw, deeply nested JSON when the body is sent
