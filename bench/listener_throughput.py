@@ -1,6 +1,6 @@
 """Listener throughput and ack latency, against a bare Bolt app served the same way.
 
-    .venv/bin/python bench/listener_throughput.py [--events 4000] [--rounds 3] [--senders 16]
+    .venv/bin/python bench/listener_throughput.py [--events 4000] [--rounds 3] [--senders 16] [--load wrk|python]
 
 What runs (all on loopback):
 * the Slack simulator and SMTP sink in their own process (bench/_simhost.py);
@@ -10,8 +10,11 @@ What runs (all on loopback):
   limit, 50 at once then 50 a minute, as configured by default);
 * the baseline: a bare Bolt app that only acks (bench/_bare_bolt.py), served by waitress with
   the same options and thread count;
-* 16 sender processes (bench/_load.py), each posting signed reply events over one keep-alive
-  http.client connection, closed loop.
+* the load: 16 keep-alive connections, closed loop, posting signed reply events. By default
+  wrk (a load generator in C: `apt-get install wrk`; bench/_load.py writes its Lua script),
+  which spends ~0.1 ms of CPU per event; without wrk (or with --load python), 16 Python
+  sender processes with one http.client connection each, which spend ~1.8 ms per event and
+  so take most of the machine's two cores from the servers they measure.
 
 Each round the simulator creates N real replies in the prompt's thread (delivery off) and
 hands back the exact Events API envelopes Slack would send (unique event_id and ts); they are
