@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -75,12 +75,39 @@ def blocker_run(
     `earlier` yields the member's earlier reports, newest first, with their blocker (None:
     none). Each is compared with the next newer one, as the digest's "same as last time".
     """
-    count, since, newer = 1, date, blocker
-    for day, older in earlier:
-        if older is None or not same_blocker(older, newer):
+
+    def step(before: Mapping[str, dt.date]) -> dict[str, tuple[dt.date, str | None]]:
+        found = next(earlier, None)
+        return {} if found is None else {"": found}
+
+    return blocker_runs(date, {"": blocker}, step)[""]
+
+
+def blocker_runs(
+    date: dt.date, blockers: Mapping[str, str],
+    earlier: Callable[[Mapping[str, dt.date]], Mapping[str, tuple[dt.date, str | None]]],
+) -> dict[str, tuple[int, dt.date]]:
+    """Return `blocker_run` for many members, stepping back one report at a time for all of them.
+
+    `earlier` is given, for each member whose run goes on, the date to look before, and
+    returns their report before it (its date and blocker, None: none), leaving out those
+    without one. It is asked at most LOOKBACK times, each time only about the members
+    still in a run, so thousands of members cost a few bulk reads, not a walk each.
+    """
+    runs = {user: (1, date) for user in blockers}
+    newer = dict(blockers)  # the blocker each member's next older one is compared with
+    before = dict.fromkeys(blockers, date)
+    for _ in range(LOOKBACK):
+        if not before:
             break
-        count, since, newer = count + 1, day, older
-    return count, since
+        going: dict[str, dt.date] = {}
+        for user, (day, older) in earlier(before).items():
+            if user not in before or older is None or not same_blocker(older, newer[user]):
+                continue
+            runs[user] = (runs[user][0] + 1, day)
+            newer[user], going[user] = older, day
+        before = going
+    return runs
 
 
 # -- before the digest: "Blocked for N days" -------------------------------------------------
@@ -90,32 +117,41 @@ def long_blockers(ctx: Context, date: dt.date, digest: Digest) -> tuple[LongBloc
     if BLOCKER not in settings.sanity_checks:
         return ()
     roles = question_roles(settings.questions)
-    found: list[LongBlocker] = []
     try:
+        blockers: dict[str, str] = {}
         for report in digest.reports:
             blocker = blocker_of(report_answers(report, settings.questions), roles)
-            if blocker is None:
-                continue
-            days, since = blocker_run(date, blocker, _earlier_blockers(ctx, report.user, date, roles))
-            if days >= settings.sanity_blocker_days:
-                found.append(LongBlocker(report.user, days, since, blocker))
+            if blocker is not None:
+                blockers[report.user] = blocker
+        runs = blocker_runs(date, blockers, lambda before: _earlier_blockers(ctx, before, roles))
     except Exception as exc:  # a check must never keep the digest from going out
         log.exception("the same-blocker check for %s failed", date)
         ctx.say(f"warning: the same-blocker check for {date} failed ({exc}); the digest goes out without it")
         return ()
-    return tuple(found)
+    return tuple(
+        LongBlocker(user, days, since, blockers[user])
+        for user, (days, since) in runs.items() if days >= settings.sanity_blocker_days
+    )
 
 
-def _earlier_blockers(ctx: Context, user: str, date: dt.date, roles: Roles) -> Iterator[tuple[dt.date, str | None]]:
-    before = date
-    for _ in range(LOOKBACK):
-        earlier = ctx.store.previous_replies(ctx.channel, user, before)
-        if earlier is None:
-            return
-        day, replies = earlier
-        reports = group_reports(replies)
-        yield day, blocker_of(report_answers(reports[0], ctx.settings.questions), roles) if reports else None
-        before = day
+def _earlier_blockers(
+    ctx: Context, before: Mapping[str, dt.date], roles: Roles
+) -> dict[str, tuple[dt.date, str | None]]:
+    """Return each member's report before their date (its date and blocker), in one store read per date.
+
+    The members usually share one date (the last standup each reported at), so this is
+    one bulk read for all of them, not one per member.
+    """
+    members_before: dict[dt.date, list[str]] = {}
+    for user, day in before.items():
+        members_before.setdefault(day, []).append(user)
+    found: dict[str, tuple[dt.date, str | None]] = {}
+    for day, users in members_before.items():
+        for user, (earlier_day, replies) in ctx.store.previous_replies_of(ctx.channel, users, day).items():
+            reports = group_reports(replies)
+            blocker = blocker_of(report_answers(reports[0], ctx.settings.questions), roles) if reports else None
+            found[user] = (earlier_day, blocker)
+    return found
 
 
 # -- after the digest: findings ------------------------------------------------------------

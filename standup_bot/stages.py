@@ -467,8 +467,9 @@ def _zone(ctx: Context, tz: str) -> ZoneInfo:
 def _due_now(ctx: Context, date: dt.date, targets: Sequence[str]) -> tuple[list[str], list[dt.datetime]]:
     """Split members into those to remind now and the times of those due later."""
     now, due, later = ctx.now(), [], []
+    zones = member_zones(ctx, targets)  # one users.list pass for thousands, not a users.info each
     for user in targets:
-        at = member_remind_at(ctx.settings, date, member_zone(ctx, user))
+        at = member_remind_at(ctx.settings, date, zones[user])
         if at is None:
             continue  # their reminder would come after the digest
         if at <= now:

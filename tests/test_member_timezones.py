@@ -103,3 +103,22 @@ def test_the_scheduler_checks_for_due_reminders_every_five_minutes_of_the_standu
     first = trigger.get_next_fire_time(None, _cet(9, 0))
     assert first == _cet(10, 0)
     assert trigger.get_next_fire_time(None, _cet(10, 31)) == _cet(10, 35)
+
+
+def test_reminders_read_the_members_time_zones_from_users_list_not_one_users_info_each(
+    sim, make_settings, make_ctx, clock: FakeClock
+):
+    zones = list(CAST.values())
+    team = {f"UTZ{i:03d}": zones[i % len(zones)] for i in range(60)}
+    for user, tz in team.items():
+        sim.add_user(user, user.lower(), display_name=user, tz=tz)
+    sim.add_channel("C0WORLDTEAM", "world", list(team))
+    ctx = make_ctx(make_settings(STANDUP_CHANNEL="C0WORLDTEAM", MEMBERS=list(team), PER_MEMBER_TIMEZONE=True))
+    stages.prompt(ctx, DAY)
+    clock.advance(minutes=45)  # 10:45 CET: only Helsinki is due
+
+    assert stages.remind(ctx, DAY) == _cet(11, 30)
+
+    assert {u for u in team if sim.dms_to(u)} == {u for u, tz in team.items() if tz == "Europe/Helsinki"}
+    assert sim.calls("users.info") == []
+    assert len(sim.calls("users.list")) == 1

@@ -258,7 +258,7 @@ def test_html_part_lists_the_missing_at_the_end() -> None:
 def test_html_part_escapes_names_from_users() -> None:
     names = {"U1": "<script>alert(1)</script>", "U2": '"><img src=x onerror=alert(1)>'}
     html = render_digest(make_digest(user_names=names, channel_name="<b>gen</b>")).html
-    assert '<h2 dir="auto" style="margin:0 0 6px 0;font-size:16px;">' in html
+    assert '<h2 dir="auto" style="margin:0 0 6px;font-size:16px">' in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;</h2>" in html
     assert '<li dir="auto">&#34;&gt;&lt;img src=x onerror=alert(1)&gt;</li>' in html
     assert "Standup digest for #&lt;b&gt;gen&lt;/b&gt;</h1>" in html
@@ -270,6 +270,9 @@ def test_html_part_is_an_email_friendly_document() -> None:
     assert html.startswith('<!DOCTYPE html>\n<html lang="en">')
     assert '<meta charset="utf-8">' in html
     assert "max-width:640px" in html
+    # Long words wrap everywhere: the rule is set once on the page's box, which all inherit.
+    assert html.count("overflow-wrap:break-word") == 1
+    assert re.search(r'<div style="max-width:640px;[^"]*word-wrap:break-word;overflow-wrap:break-word">', html)
     assert "<style" not in html and "<link" not in html and "<script" not in html
 
 
@@ -277,7 +280,7 @@ def test_html_part_shows_rtl_text_in_its_own_direction() -> None:
     reply = Reply(ts="1.1", user="U5", text="مرحبا <@U1> שלום")
     digest = make_digest(reports=(Report("U5", (reply,)),), user_names={**NAMES, "U5": "סמי"})
     html = render_digest(digest).html
-    assert '<h2 dir="auto" style="margin:0 0 6px 0;font-size:16px;">סמי</h2>' in html
+    assert '<h2 dir="auto" style="margin:0 0 6px;font-size:16px">סמי</h2>' in html
     assert "مرحبا <strong>@Alice</strong> שלום" in html
 
 
@@ -366,9 +369,8 @@ def test_blockers_come_first_each_with_its_member_and_whether_it_is_new() -> Non
     html = rendered.html
     assert html.index(">Blockers</h2>") < html.index(">\nQuestions:") < html.index(">Alice</h2>")
     assert (
-        "<li dir=\"auto\" style=\"margin:0 0 4px 0;word-wrap:break-word;overflow-wrap:break-word;\">"
-        "<strong>Carol</strong>: the staging DB is down "
-        '<span style="color:#868686;font-size:13px;">(new since last time)</span></li>'
+        '<li dir="auto" style="margin:0 0 4px"><strong>Carol</strong>: the staging DB is down '
+        '<span style="color:#868686;font-size:13px">(new since last time)</span></li>'
     ) in html
     # Without an earlier report to compare with, nothing is claimed about it.
     assert "  - Carol: the staging DB is down\n" in render_digest(make_digest(reports=(CAROL_BLOCKED,))).text
@@ -407,8 +409,8 @@ def test_what_was_planned_last_time_is_shown_under_what_was_done() -> None:
         "    Today: docs\n"
     ) in rendered.text
     assert (
-        '<div dir="auto" style="margin:0 0 6px 0;"><strong>Yesterday:</strong> VPN setup</div>\n'
-        '<div dir="auto" style="margin:-4px 0 6px 12px;color:#616061;font-size:14px;">'
+        '<div dir="auto" style="margin:0 0 6px"><strong>Yesterday:</strong> VPN setup</div>\n'
+        '<div dir="auto" style="margin:-4px 0 6px 12px;color:#616061;font-size:14px">'
         "Planned last time (2026-02-27): set up the <strong>VPN</strong> with <strong>@Alice</strong></div>"
     ) in rendered.html
 

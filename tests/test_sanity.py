@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from standup_bot.errors import ConfigError
-from standup_bot.sanity import blocker_run, missed_run
+from standup_bot.sanity import blocker_run, blocker_runs, missed_run
 from standup_bot.settings import settings_from_mapping
 
 D = [dt.date(2026, 11, 26) - dt.timedelta(days=n) for n in range(6)]  # newest first
@@ -39,6 +39,32 @@ def test_blocker_run_follows_similar_blockers_back_until_one_differs():
 @pytest.mark.parametrize("earlier", [[], [(D[1], None)], [(D[1], "the printer is on fire")]])
 def test_blocker_run_of_a_new_blocker_is_one(earlier):
     assert blocker_run(D[0], "waiting for the VPN token", iter(earlier)) == (1, D[0])
+
+
+def test_blocker_runs_step_back_together_asking_only_about_members_still_in_a_run():
+    history = {  # each member's earlier reports, newest first
+        "UALICE": [(D[1], "still waiting for the VPN token"), (D[2], "waiting for the VPN token"), (D[3], None)],
+        "UBOB": [(D[1], "the printer is on fire")],
+        "UCAROL": [(D[2], "the staging DB is down"), (D[4], "the staging DB is down again")],
+    }
+    asked: list[dict[str, dt.date]] = []
+
+    def earlier(before):
+        asked.append(dict(before))
+        step = len(asked) - 1
+        return {user: history[user][step] for user in before if step < len(history.get(user, []))}
+
+    runs = blocker_runs(D[0], {
+        "UALICE": "waiting for the VPN token from IT", "UBOB": "the staging DB is down",
+        "UCAROL": "the staging DB is down", "UDAVE": "no laptop",
+    }, earlier)
+
+    assert runs == {"UALICE": (3, D[2]), "UBOB": (1, D[0]), "UCAROL": (3, D[4]), "UDAVE": (1, D[0])}
+    assert asked == [
+        dict.fromkeys(["UALICE", "UBOB", "UCAROL", "UDAVE"], D[0]),
+        {"UALICE": D[1], "UCAROL": D[2]},
+        {"UALICE": D[2], "UCAROL": D[4]},
+    ]
 
 
 def _values(**overrides: Any) -> dict[str, Any]:

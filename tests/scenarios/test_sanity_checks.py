@@ -15,6 +15,8 @@ import pytest
 from standup_bot import cli, sanity, stages
 from standup_bot.errors import StoreError
 from standup_bot.mail_sink import MailSink
+from standup_bot.model import Digest, Reply
+from standup_bot.reports import group_reports
 from standup_bot.slack_simulator import SlackSimulator
 from standup_bot.stages import Context
 from standup_bot.store import Store
@@ -181,6 +183,43 @@ def test_the_same_blocker_three_reports_in_a_row_is_escalated_and_named_in_the_d
     assert len(store.findings(CHANNEL, open_only=False)) == 1
 
 
+def test_the_same_blocker_check_reads_each_earlier_day_once_for_all_members(ctx: Context, store: Store):
+    # 200 members with four earlier days stored: a walk back per member would read the
+    # history 200 times and more (5,000 members took minutes); this reads each day once.
+    members = [f"UM{i:03d}" for i in range(200)]
+    vpn, db = "waiting for the VPN token", "the staging DB is down"
+    blockers = {  # each member's blockers, oldest first, today last
+        user: [[vpn] * 5, ["none", db, vpn, vpn, vpn], ["none"] * 4 + [vpn], ["none"] * 5][i % 4]
+        for i, user in enumerate(members)
+    }
+    days = [THU - dt.timedelta(days=back) for back in range(4, -1, -1)]
+    today: list[Reply] = []
+    for n, day in enumerate(days):
+        base = int(dt.datetime.combine(day, dt.time(9), tzinfo=dt.UTC).timestamp())
+        replies = [
+            Reply(f"{base}.{i:06d}", user, f"Yesterday: a\nToday: b\nBlockers: {blockers[user][n]}")
+            for i, user in enumerate(members)
+        ]
+        if day == THU:
+            today = replies
+        else:
+            store.sync_thread(CHANNEL, day, replies, f"{base + 3600}.000000")
+    digest = Digest(date=THU, channel_id=CHANNEL, channel_name="standup", questions=ctx.settings.questions,
+                    reports=tuple(group_reports(today)), missing=())
+    statements: list[str] = []
+    store._connect().set_trace_callback(statements.append)  # this thread's connection: every SQL run
+
+    found = sanity.long_blockers(ctx, THU, digest)
+
+    store._connect().set_trace_callback(None)
+    assert {(item.user, item.days, item.since, item.blocker) for item in found} == {
+        *((user, 5, days[0], vpn) for user in members[0::4]),
+        *((user, 3, days[2], vpn) for user in members[1::4]),
+    }
+    # Four steps back for those still blocked (the fifth finds nothing), two reads a step.
+    assert len([sql for sql in statements if "FROM replies" in sql]) <= 2 * 5
+
+
 def test_nobody_answering_puts_a_note_under_the_prompt_once(
     ctx: Context, sim, store: Store, smtp: MailSink, clock: FakeClock
 ):
@@ -218,7 +257,7 @@ def test_a_failing_check_is_said_and_logged_but_never_fails_the_digest(
         raise StoreError("database is on fire")
 
     if broken == "the same-blocker check":
-        monkeypatch.setattr(sanity, "blocker_run", fail)
+        monkeypatch.setattr(sanity, "blocker_runs", fail)
     else:
         monkeypatch.setattr(store, "prompt_dates", fail)
 
