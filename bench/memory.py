@@ -4,8 +4,9 @@
 
 1. 100,000 replies are written directly rather than over HTTP, with the store's thread-sync
    write path (`Store.sync_thread`, one transaction per day) plus their event IDs in
-   seen_events, as the listener would have left them: 100 a day over 1,000 days, what a
-   100-person team leaves after four years. (Store.record_reply, one transaction per reply,
+   seen_events, received long ago: 100 a day over 1,000 days, what a 100-person team leaves
+   after four years. (The listener drops event IDs older than two days when it handles its
+   first event, so the final database shows what it keeps: the recent ones.) (Store.record_reply, one transaction per reply,
    takes ~40 s for 100,000 here; the rows are the same but for source='thread'.)
 2. The real listener starts (`listener.py`, HTTP mode, reactions on) on that database.
 3. --paced events are sent through HTTP at 200/s (below what the listener drains, so no
