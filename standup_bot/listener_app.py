@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,11 @@ CONFIRM_REACTION = "white_check_mark"
 # Bolt runs handlers after the ack on this many threads (its default is 5). Replies being stored
 # at the same moment share one commit (reply_writer), so more threads means bigger, fewer commits.
 HANDLER_THREADS = 16
+# Events acked but not yet handled wait in memory; past this many, the next ack waits for room
+# (at most ACK_WAIT_LIMIT, well inside the 3 s Slack allows), so a flood slows the acks down to
+# the pace replies are stored instead of filling memory.
+MAX_HANDLERS_WAITING = 256
+ACK_WAIT_LIMIT = 1.5
 EVENT_ID_KEEP = dt.timedelta(days=2)  # Slack retries a failed event three times within about an hour
 EVENT_ID_PRUNE_EVERY = dt.timedelta(hours=6)
 
@@ -102,6 +107,25 @@ def interpret_message_event(event: Mapping[str, Any]) -> ReplyEvent | None:
     if ts is None or thread_ts is None or ts == thread_ts:
         return None
     return ReplyEvent("reply", channel, ts, thread_ts, event, ts)
+
+
+class BoundedExecutor(ThreadPoolExecutor):
+    """A thread pool whose `submit` waits (up to ACK_WAIT_LIMIT) while `max_waiting` tasks are queued or running."""
+
+    def __init__(self, threads: int, max_waiting: int) -> None:
+        super().__init__(max_workers=threads, thread_name_prefix="handler")
+        self._room = threading.BoundedSemaphore(max_waiting)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Queue a task, waiting for room first (past the limit the task is queued anyway: the
+        event is already acked, and it must not be lost)."""
+        took = self._room.acquire(timeout=ACK_WAIT_LIMIT)
+        if not took:
+            log.warning("events are arriving faster than they are stored; one waited %.1f s", ACK_WAIT_LIMIT)
+        future = super().submit(fn, *args, **kwargs)
+        if took:
+            future.add_done_callback(lambda _: self._room.release())
+        return future
 
 
 def reaction_sender(slack: SlackApi) -> Callable[[str, str], None]:
@@ -211,7 +235,7 @@ def build_app(
         token_verification_enabled=False,  # the entry point checks auth.test itself, with a clear error
         raise_error_for_unhandled_request=True,
         logger=logging.getLogger("slack_bolt"),
-        listener_executor=ThreadPoolExecutor(max_workers=HANDLER_THREADS, thread_name_prefix="handler"),
+        listener_executor=BoundedExecutor(HANDLER_THREADS, MAX_HANDLERS_WAITING),
     )
 
     @app.event("message")

@@ -142,3 +142,37 @@ def test_event_ids_older_than_slack_retries_are_dropped(store, settings, sim):
     recorder.handle({"type": "message", "channel": CHANNEL, "text": "top level", "ts": "1.2"}, "EvX")
     assert store.mark_event_seen("EvOLD") is True  # forgotten
     assert store.mark_event_seen("EvNEW") is False  # still remembered
+
+
+def test_the_handler_pool_makes_the_next_ack_wait_for_room(monkeypatch):
+    from standup_bot import listener_app
+    from standup_bot.listener_app import BoundedExecutor
+
+    monkeypatch.setattr(listener_app, "ACK_WAIT_LIMIT", 10.0)
+    pool = BoundedExecutor(threads=1, max_waiting=2)
+    release = threading.Event()
+    pool.submit(release.wait, 10)
+    pool.submit(release.wait, 10)
+    third_queued = threading.Event()
+    threading.Thread(target=lambda: (pool.submit(lambda: None), third_queued.set()), daemon=True).start()
+    assert not third_queued.wait(0.3)  # no room: the third waits
+    release.set()
+    assert third_queued.wait(5)  # room made by the first two finishing
+    pool.shutdown(wait=True)
+
+
+def test_past_the_wait_limit_the_event_is_queued_anyway(monkeypatch, caplog):
+    from standup_bot import listener_app
+    from standup_bot.listener_app import BoundedExecutor
+
+    monkeypatch.setattr(listener_app, "ACK_WAIT_LIMIT", 0.05)
+    pool = BoundedExecutor(threads=1, max_waiting=1)
+    release = threading.Event()
+    ran: list[str] = []
+    pool.submit(release.wait, 10)
+    late = pool.submit(lambda: ran.append("late"))  # waits 0.05 s, then goes in anyway
+    assert "faster than they are stored" in caplog.text
+    release.set()
+    late.result(5)
+    assert ran == ["late"]
+    pool.shutdown(wait=True)
