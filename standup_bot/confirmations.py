@@ -91,11 +91,13 @@ class ConfirmationQueue:
                 return
             if len(self._waiting) == self._waiting.maxlen:
                 self._skip(1, f"more than {self._waiting.maxlen} waiting")
+            was_empty = not self._waiting
             self._waiting.append(_Tick(channel, ts, self._clock()))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="confirmations", daemon=True)
                 self._thread.start()
-            self._changed.notify()
+            if was_empty:  # otherwise the thread is busy or waiting for a token, and wakes by itself
+                self._changed.notify()
 
     def waiting(self) -> int:
         """How many ticks are queued or being sent."""

@@ -20,8 +20,9 @@ from .store import ReplyChange, Store
 @dataclass
 class _Waiting:
     change: ReplyChange
+    woken: threading.Event = field(default_factory=threading.Event)  # done, or its turn to commit
     done: bool = False
-    outcome: bool | StoreError = field(default=False)
+    outcome: bool | StoreError = False
 
 
 class ReplyWriter:
@@ -29,7 +30,7 @@ class ReplyWriter:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._turn = threading.Condition()
+        self._lock = threading.Lock()
         self._waiting: list[_Waiting] = []
         self._committing = False
         self.commits = 0  # for the benchmark and tests: how many transactions carried the changes
@@ -37,14 +38,16 @@ class ReplyWriter:
     def apply(self, change: ReplyChange) -> bool:
         """Store one change; return what `Store.record_reply`/`delete_reply` would (raise StoreError alike)."""
         mine = _Waiting(change)
-        with self._turn:
+        with self._lock:
             self._waiting.append(mine)
-            while self._committing and not mine.done:
-                self._turn.wait()
-            if not mine.done:
-                batch, self._waiting = self._waiting, []
+            leading = not self._committing
+            if leading:
                 self._committing = True
-        if not mine.done:
+        if not leading:
+            mine.woken.wait()  # each waits on its own event: a commit wakes only those it carried
+        if not mine.done:  # our turn to commit: everything waiting, ours included
+            with self._lock:
+                batch, self._waiting = self._waiting, []
             self._commit(batch)
         if isinstance(mine.outcome, StoreError):
             raise mine.outcome
@@ -57,9 +60,12 @@ class ReplyWriter:
         except Exception as exc:  # StoreErrors come back per change; anything else fails the batch
             outcomes = [StoreError(f"could not store the reply: {exc}")] * len(batch)
         finally:  # even on KeyboardInterrupt: the threads waiting must not wait forever
-            with self._turn:
+            with self._lock:
+                self.commits += 1
                 for waiting, outcome in zip(batch, outcomes, strict=True):
                     waiting.outcome, waiting.done = outcome, True
-                self._committing = False
-                self.commits += 1
-                self._turn.notify_all()
+                    waiting.woken.set()
+                if self._waiting:
+                    self._waiting[0].woken.set()  # the next to arrive commits what gathered meanwhile
+                else:
+                    self._committing = False
