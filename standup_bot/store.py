@@ -13,14 +13,18 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TypeVar
 
 from .errors import StoreError
 from .model import Reply, StoredReply, ts_key
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 15_000
 
@@ -371,11 +375,11 @@ class Store:
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 # Refuse a newer file before anything writes to it: switching it to WAL
                 # rewrites its header, and the refusal promises to leave it untouched.
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                version = _when_unlocked(lambda: conn.execute("PRAGMA user_version").fetchone()[0])
                 if version > SCHEMA_VERSION:
                     conn.close()
                     raise self._newer(version)
-                conn.execute("PRAGMA journal_mode = WAL")
+                _when_unlocked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
                 conn.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.DatabaseError as exc:
                 if conn is not None:
@@ -1281,6 +1285,20 @@ def _delete_reply(conn: sqlite3.Connection, change: ReplyChange) -> bool:
         (change.channel, change.ts, change.ts, now, now),
     )
     return False
+
+
+def _when_unlocked(step: Callable[[], T]) -> T:
+    """Run a connection's first statements, waiting while another process is switching a new
+    file to WAL: SQLite answers "database is locked" then at once, without its busy handler
+    (seen when two cron runs open a fresh install's database together)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _first_sighting(conn: sqlite3.Connection, event_id: str, now: str) -> bool:

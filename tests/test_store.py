@@ -629,3 +629,32 @@ def test_caching_a_user_again_replaces_the_old_entry(store):
 
     assert store.cached_user(ALICE, dt.timedelta(hours=1)) == ("Alice A.", False, "Europe/Berlin")
 
+
+
+def test_first_statements_wait_while_another_process_switches_a_new_file_to_wal(monkeypatch):
+    # Two cron runs opening a fresh install's database together: SQLite may answer "locked" at
+    # once (no busy handler) while the other switches the file to WAL. Seen as a flaky
+    # test_two_overlapping_wrapper_runs_post_the_prompt_once; reproduced 1 in ~35 runs.
+    answers = [sqlite3.OperationalError("database is locked"), sqlite3.OperationalError("database is locked"), 7]
+
+    def step() -> int:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert store_module._when_unlocked(step) == 7
+
+    def broken() -> int:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        store_module._when_unlocked(broken)  # not a lock: no waiting
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 50)
+
+    def always_locked() -> int:
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        store_module._when_unlocked(always_locked)  # gives up after the busy timeout
