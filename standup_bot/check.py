@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import stat
 from collections.abc import Callable
+from typing import Any
 
 from . import mail
 from .errors import MailError, SlackError, StoreError
 from .settings import Settings
-from .slack import SlackApi, display_name, is_human, make_client
+from .slack import USERS_LIST_FROM, SlackApi, display_name, is_human, make_client
 from .store import Store
 
 
@@ -69,19 +70,38 @@ def _check_channel(
         return
     report(True, f"channel: #{name} ({channel}), the bot is a member")
     try:
-        expected = list(settings.members) or [
-            m for m in members if m != bot_user and is_human(slack.user_info(m))
-        ]
-        names = [display_name(slack.user_info(m)) for m in expected[:5]]
+        users = _users(slack, list(settings.members) or [m for m in members if m != bot_user])
     except SlackError as exc:
         report(False, f"members: {exc}")
         return
+    expected = list(settings.members) or [m for m in members if m != bot_user and is_human(users[m])]
+    names = [display_name(users[m]) for m in expected[:5]]
     source = "MEMBERS" if settings.members else "the channel's human members"
     more = ", …" if len(expected) > 5 else ""
     outside = [m for m in settings.members if m not in members]
     report(True, f"members: {len(expected)} expected from {source}: {', '.join(names)}{more}")
     if outside:
         report(False, f"members: not in the channel, so they cannot reply in its thread: {', '.join(outside)}")
+    # Slack may accept a DM to a deactivated account, so such a member would look reminded forever.
+    never = [m for m in settings.members if not is_human(users[m])]
+    if never:
+        report(False, f"members: deactivated or bots, they will never report; remove them from MEMBERS: "
+                      f"{', '.join(never)}")
+
+
+def _users(slack: SlackApi, user_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Return members' Slack profiles: one users.info each for a few, one users.list pass for many."""
+    wanted = set(user_ids)
+    found: dict[str, dict[str, Any]] = {}
+    if len(wanted) >= USERS_LIST_FROM:
+        for user in slack.users_list():
+            if user.get("id") in wanted:
+                found[str(user["id"])] = user
+                if len(found) == len(wanted):
+                    break
+    for user_id in wanted - found.keys():
+        found[user_id] = slack.user_info(user_id)
+    return found
 
 
 def _check_permissions(settings: Settings, say: Callable[[str], None]) -> None:

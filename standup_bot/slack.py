@@ -41,6 +41,9 @@ DEFAULT_RETRY_AFTER = 1.0
 # The longest Retry-After waited out. Slack's limits are per minute, so a longer wait means
 # something is wrong; the call fails saying so rather than hanging a stage for an hour.
 MAX_RETRY_AFTER = 120.0
+# From this many members to look up, one users.list pass (Tier 2, up to 1,000 a page) is
+# cheaper than a users.info (Tier 4) each.
+USERS_LIST_FROM = 5
 
 
 def _is_post(request: HttpRequest) -> bool:

@@ -44,7 +44,7 @@ from .reports import (
     who_to_remind,
 )
 from .settings import Settings
-from .slack import AMBIGUOUS, SlackApi, display_name, is_human
+from .slack import AMBIGUOUS, USERS_LIST_FROM, SlackApi, display_name, is_human
 from .store import Claim, StageRun, Store
 
 if TYPE_CHECKING:
@@ -299,7 +299,6 @@ def expected_members(ctx: Context) -> list[str]:
 # for itself from five lookups saved. The pass stops once every member wanted was seen, or
 # after LIST_READ_PER_MISSING members per member wanted (in a large workspace a few
 # strangers are cheaper one by one). https://api.slack.com/methods/users.list
-USERS_LIST_FROM = 5
 LIST_READ_PER_MISSING = 200
 
 

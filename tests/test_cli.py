@@ -26,7 +26,7 @@ from standup_bot.mail_sink import MailSink
 from standup_bot.slack_simulator import SlackSimulator
 from standup_bot.store import Store
 
-from .conftest import ALICE, BOB, CHANNEL, DAY, TEAM_TZ, TOKEN, FakeClock
+from .conftest import ALICE, BOB, CHANNEL, DAVE, DAY, ROBOT, TEAM_TZ, TOKEN, FakeClock
 
 SMTP_USER = "standup-mailer"
 SMTP_PASSWORD = "smtp-pass-9f3c1e77"  # distinctive, so a leak is easy to spot
@@ -484,6 +484,40 @@ def test_check_fails_when_the_bot_is_not_in_the_channel(
     [failed] = [line for line in result.out_lines if line.startswith("FAIL")]
     assert failed.startswith("FAIL channel: the bot is not a member of #no-bot (C0NOBOT)")
     assert "/invite" in failed
+
+
+def test_check_fails_for_members_who_can_never_report(
+    standup: Callable[..., Result], tmp_path: Path, config_values: dict[str, Any],
+    secrets_env: dict[str, str],
+) -> None:
+    # DAVE is deactivated, ROBOT a bot: Slack may even accept a DM to a deactivated account,
+    # so a reminder would seem to go out every day for someone who will never answer.
+    config = write_config(tmp_path / "c", {**config_values, "MEMBERS": [ALICE, DAVE, ROBOT]}, secrets_env)
+
+    result = standup("check", "--config", str(config))
+
+    assert result.code == 1
+    [failed] = [line for line in result.out_lines if line.startswith("FAIL")]
+    assert failed == f"FAIL members: deactivated or bots, they will never report; remove them from MEMBERS: {DAVE}, {ROBOT}"
+
+
+def test_check_reads_a_large_channel_with_one_users_list_pass(
+    standup: Callable[..., Result], tmp_path: Path, config_values: dict[str, Any],
+    secrets_env: dict[str, str], sim: SlackSimulator,
+) -> None:
+    team = [f"U0TEAM{i:03d}" for i in range(40)]
+    for user in team:
+        sim.add_user(user, user.lower(), display_name=f"Member {user[-3:]}")
+    sim.add_channel("C0BIGTEAM", "big-team", team)
+    values = {key: value for key, value in config_values.items() if key != "MEMBERS"}
+    config = write_config(tmp_path / "c", {**values, "STANDUP_CHANNEL": "C0BIGTEAM"}, secrets_env)
+
+    result = standup("check", "--config", str(config))
+
+    assert result.code == 0, result
+    assert "ok   members: 40 expected from the channel's human members: Member 000, Member 001" in result.out
+    assert sim.calls("users.info") == []
+    assert 1 <= len(sim.calls("users.list")) <= 2
 
 
 def test_check_fails_when_the_mail_server_is_down(
