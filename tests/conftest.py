@@ -207,7 +207,17 @@ def listener(settings: Settings, store: Store, sim: SlackSimulator) -> Iterator[
     sim.deliver_events_to(url, SIGNING_SECRET)
     yield LiveListener(url, server, thread)
     sim.deliver_events_to(None, SIGNING_SECRET)
-    server.close()
+    stop_server(server, thread)
+
+
+def stop_server(server: Any, thread: threading.Thread) -> None:
+    """Stop a waitress server running in `thread`: its sockets are closed by the loop's own
+    thread (closed from here, the loop's select() could meet a closed descriptor)."""
+    from waitress import wasyncore
+
+    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    thread.join(10)
+    server.task_dispatcher.shutdown()
 
 
 def wait_for(

@@ -3,7 +3,6 @@ Bolt app over HTTP, views.open / chat.update / chat.postEphemeral in the Slack s
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import itertools
 import json
@@ -35,6 +34,7 @@ from tests.conftest import (
     FAST_RETRY,
     SIGNING_SECRET,
     FakeClock,
+    stop_server,
     wait_for,
 )
 
@@ -62,16 +62,13 @@ def listener(settings: Settings, store: Store, sim: SlackSimulator, clock: FakeC
     app = build_app(settings, store, client, now=clock.now)
     server = serve_http(app, store, "127.0.0.1", 0, threads=4)
 
-    def serve() -> None:
-        with contextlib.suppress(OSError):  # closing the server under its select() at teardown
-            server.run()
-
-    threading.Thread(target=serve, daemon=True).start()
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
     url = f"http://127.0.0.1:{server.effective_port}/slack/events"
     sim.deliver_events_to(url, SIGNING_SECRET)
     yield FormListener(url, app)
     sim.deliver_events_to(None, SIGNING_SECRET)
-    server.close()
+    stop_server(server, thread)
 
 
 @pytest.fixture

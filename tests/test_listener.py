@@ -20,6 +20,7 @@ from tests.conftest import (
     DAY,
     SIGNING_SECRET,
     LiveListener,
+    stop_server,
     stored_texts,
     wait_for,
 )
@@ -58,7 +59,8 @@ def test_no_tick_when_the_setting_is_off(make_settings, store, sim, make_ctx):
                         store, "127.0.0.1", 0)
     import threading
 
-    threading.Thread(target=server.run, daemon=True).start()
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
     try:
         sim.deliver_events_to(f"http://127.0.0.1:{server.effective_port}/slack/events", SIGNING_SECRET)
         stages.prompt(make_ctx(settings), DAY)
@@ -66,7 +68,7 @@ def test_no_tick_when_the_setting_is_off(make_settings, store, sim, make_ctx):
         wait_for(lambda: ts in stored_texts(store))
         assert sim.calls("reactions.add") == []
     finally:
-        server.close()
+        stop_server(server, thread)
 
 
 def test_edits_and_deletions_are_applied(sim, store, prompt_ts):
