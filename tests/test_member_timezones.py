@@ -113,7 +113,10 @@ def test_reminders_read_the_members_time_zones_from_users_list_not_one_users_inf
     for user, tz in team.items():
         sim.add_user(user, user.lower(), display_name=user, tz=tz)
     sim.add_channel("C0WORLDTEAM", "world", list(team))
-    ctx = make_ctx(make_settings(STANDUP_CHANNEL="C0WORLDTEAM", MEMBERS=list(team), PER_MEMBER_TIMEZONE=True))
+    # AWAY_STATUS off: no users.list pass for statuses fills the cache first, so the zones
+    # must come from the reminder's own bulk lookup (one users.info each would fail this test).
+    ctx = make_ctx(make_settings(STANDUP_CHANNEL="C0WORLDTEAM", MEMBERS=list(team), PER_MEMBER_TIMEZONE=True,
+                                 AWAY_STATUS=[]))
     stages.prompt(ctx, DAY)
     clock.advance(minutes=45)  # 10:45 CET: only Helsinki is due
 
