@@ -94,11 +94,7 @@ def _users(slack: SlackApi, user_ids: list[str]) -> dict[str, dict[str, Any]]:
     wanted = set(user_ids)
     found: dict[str, dict[str, Any]] = {}
     if len(wanted) >= USERS_LIST_FROM:
-        for user in slack.users_list():
-            if user.get("id") in wanted:
-                found[str(user["id"])] = user
-                if len(found) == len(wanted):
-                    break
+        found = {user["id"]: user for user in slack.users_until_seen(wanted) if user["id"] in wanted}
     for user_id in wanted - found.keys():
         found[user_id] = slack.user_info(user_id)
     return found

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from http.client import RemoteDisconnected
 from typing import Any
@@ -425,6 +425,21 @@ class SlackApi:
         for user in self._pages("users.list", "members", page_size=page_size):
             if isinstance(user, dict):
                 yield dict(user)
+
+    def users_until_seen(self, wanted: Collection[str], *, max_read: int | None = None) -> Iterator[dict[str, Any]]:
+        """Yield workspace members from users.list (each with an ID) until every one of `wanted`
+        was seen, or `max_read` were read: in a large workspace a few strangers cost less one by one."""
+        missing = set(wanted)
+        read = 0
+        for user in self.users_list():
+            user_id = user.get("id")
+            if not isinstance(user_id, str) or not user_id:
+                continue
+            yield user
+            read += 1
+            missing.discard(user_id)
+            if not missing or (max_read is not None and read >= max_read):
+                return
 
     def permalink(self, channel: str, ts: str) -> str:
         """Return a link to a message."""

@@ -308,25 +308,17 @@ def _listed_users(ctx: Context, wanted: Collection[str]) -> dict[str, dict[str, 
     Every member read is cached, in one transaction. A failing users.list is logged and
     what was read so far is kept: the caller looks the others up one by one.
     """
-    missing = set(wanted)
-    budget = len(missing) * LIST_READ_PER_MISSING
+    wanted_ids = set(wanted)
     found: dict[str, dict[str, Any]] = {}
     rows: list[tuple[str, str, bool, str]] = []
     try:
-        for user in ctx.slack.users_list():
-            user_id = str(user.get("id") or "")
-            if not user_id:
-                continue
-            rows.append((user_id, display_name(user), is_human(user), str(user.get("tz") or "")))
-            if user_id in missing:
-                found[user_id] = user
-                missing.discard(user_id)
-                if not missing:
-                    break
-            if len(rows) >= budget:
-                break
+        for user in ctx.slack.users_until_seen(wanted_ids, max_read=len(wanted_ids) * LIST_READ_PER_MISSING):
+            rows.append((user["id"], display_name(user), is_human(user), str(user.get("tz") or "")))
+            if user["id"] in wanted_ids:
+                found[user["id"]] = user
     except SlackError as exc:
-        log.warning("could not list the workspace's members (%s); looking up %d one by one", exc, len(missing))
+        log.warning("could not list the workspace's members (%s); looking up %d one by one",
+                    exc, len(wanted_ids) - len(found))
     ctx.store.cache_users(rows)
     return found
 
