@@ -112,6 +112,16 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def bench_settings(sim: SimHost, data_dir: Path, **overrides: Any) -> dict[str, Any]:
+    """Return a valid config for the bench: the simulator, its SMTP sink, the bench channel."""
+    return {
+        "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": sim.base_url,
+        "STANDUP_CHANNEL": CHANNEL, "TIMEZONE": "UTC", "SMTP_HOST": sim.smtp_host, "SMTP_PORT": sim.smtp_port,
+        "SMTP_SECURITY": "none", "MAIL_FROM": "standup@bench.example", "DIGEST_RECIPIENTS": ["lead@bench.example"],
+        "DATA_DIR": str(data_dir), **overrides,
+    }
+
+
 def write_config(directory: Path, **settings: Any) -> Path:
     """Write config.py with the secrets read from a .env beside it (as the README says)."""
     directory.mkdir(parents=True, exist_ok=True)

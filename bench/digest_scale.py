@@ -86,12 +86,8 @@ def bench_size(members: int, cap: int, runs: int, work: Path, *, history: int = 
         ids = S.member_ids(members)
         sim.call("users", ids=ids)
         sim.call("channel", id=S.CHANNEL, name="bench-standup", members=ids)
-        settings = settings_from_mapping({
-            "SLACK_BOT_TOKEN": S.TOKEN, "SLACK_API_URL": sim.base_url, "STANDUP_CHANNEL": S.CHANNEL,
-            "MEMBERS": ids, "TIMEZONE": "UTC", "SMTP_HOST": sim.smtp_host, "SMTP_PORT": sim.smtp_port,
-            "SMTP_SECURITY": "none", "MAIL_FROM": "standup@bench.example",
-            "DIGEST_RECIPIENTS": ["lead@bench.example", "cto@bench.example"], "DATA_DIR": str(folder),
-        })
+        settings = settings_from_mapping(S.bench_settings(
+            sim, folder, MEMBERS=ids, DIGEST_RECIPIENTS=["lead@bench.example", "cto@bench.example"]))
         store = Store.open(settings.data_dir)
         client = slack.make_client(S.TOKEN, sim.base_url, timeout=30)
         ctx = stages.Context(settings, store, slack.SlackApi(client), now=lambda: dt.datetime.now(dt.UTC),

@@ -85,13 +85,8 @@ def run_listener_bench(args: argparse.Namespace, work: Path) -> dict:
         sim.call("users", ids=authors)
         sim.call("channel", id=S.CHANNEL, name="bench-standup", members=authors)
         data_dir = work / "data"
-        config = S.write_config(
-            work / "conf", SLACK_BOT_TOKEN=S.TOKEN, SLACK_SIGNING_SECRET=S.SIGNING_SECRET,
-            SLACK_API_URL=sim.base_url, STANDUP_CHANNEL=S.CHANNEL, TIMEZONE="UTC",
-            SMTP_HOST=sim.smtp_host, SMTP_PORT=sim.smtp_port, SMTP_SECURITY="none",
-            MAIL_FROM="standup@bench.example", DIGEST_RECIPIENTS=["lead@bench.example"],
-            DATA_DIR=str(data_dir), **({"CONFIRM_WITH_REACTION": False} if args.no_reaction else {}),
-        )
+        config = S.write_config(work / "conf", **S.bench_settings(
+            sim, data_dir, **({"CONFIRM_WITH_REACTION": False} if args.no_reaction else {})))
         settings = load_settings(config, {})
         store = Store.open(settings.data_dir)
         client = make_client(S.TOKEN, sim.base_url, timeout=10)

@@ -90,12 +90,7 @@ def main() -> int:
             sim.call("channel", id=S.CHANNEL, name="bench-standup", members=authors)
 
             def config_for(data: Path) -> Path:
-                return S.write_config(
-                    data.parent / f"conf-{data.name}", SLACK_BOT_TOKEN=S.TOKEN, SLACK_SIGNING_SECRET=S.SIGNING_SECRET,
-                    SLACK_API_URL=sim.base_url, STANDUP_CHANNEL=S.CHANNEL, TIMEZONE="UTC", SMTP_HOST=sim.smtp_host,
-                    SMTP_PORT=sim.smtp_port, SMTP_SECURITY="none", MAIL_FROM="standup@bench.example",
-                    DIGEST_RECIPIENTS=["lead@bench.example"], DATA_DIR=str(data),
-                )
+                return S.write_config(data.parent / f"conf-{data.name}", **S.bench_settings(sim, data))
 
             base_py = subprocess.Popen([S.PYTHON, "-c", "import time; time.sleep(30)"])
             time.sleep(0.3)

@@ -62,12 +62,7 @@ def main() -> int:
             ids = S.member_ids(args.members)
             sim.call("users", ids=ids)
             sim.call("channel", id=S.CHANNEL, name="bench-standup", members=ids)
-            settings = settings_from_mapping({
-                "SLACK_BOT_TOKEN": S.TOKEN, "SLACK_API_URL": sim.base_url, "STANDUP_CHANNEL": S.CHANNEL,
-                "MEMBERS": ids, "TIMEZONE": "UTC", "SMTP_HOST": sim.smtp_host, "SMTP_PORT": sim.smtp_port,
-                "SMTP_SECURITY": "none", "MAIL_FROM": "standup@bench.example",
-                "DIGEST_RECIPIENTS": ["lead@bench.example"], "DATA_DIR": str(work / "data"),
-            })
+            settings = settings_from_mapping(S.bench_settings(sim, work / "data", MEMBERS=ids))
             store = Store.open(settings.data_dir)
             said: list[str] = []
             # The production client: its 429 handler waits exactly Retry-After.

@@ -103,12 +103,7 @@ def main() -> int:
             ids = S.member_ids(5)
             sim.call("users", ids=ids)
             sim.call("channel", id=S.CHANNEL, name="bench-standup", members=ids)
-            config = S.write_config(
-                work / "conf", SLACK_BOT_TOKEN=S.TOKEN, SLACK_API_URL=sim.base_url, STANDUP_CHANNEL=S.CHANNEL,
-                MEMBERS=ids, TIMEZONE="UTC", SMTP_HOST=sim.smtp_host, SMTP_PORT=sim.smtp_port,
-                SMTP_SECURITY="none", MAIL_FROM="standup@bench.example", DIGEST_RECIPIENTS=["lead@bench.example"],
-                DATA_DIR=str(work / "data"),
-            )
+            config = S.write_config(work / "conf", **S.bench_settings(sim, work / "data", MEMBERS=ids))
             env = S.clean_env()
             py = S.PYTHON
             dates = weekdays(dt.date(2030, 1, 7), args.runs + 2)

@@ -33,7 +33,7 @@ class ReplyWriter:
         self._lock = threading.Lock()
         self._waiting: list[_Waiting] = []
         self._committing = False
-        self.commits = 0  # for the benchmark and tests: how many transactions carried the changes
+        self.commits = 0  # how many transactions carried the changes (tests read it)
 
     def apply(self, change: ReplyChange) -> bool:
         """Store one change; return what `Store.record_reply`/`delete_reply` would (raise StoreError alike)."""
