@@ -210,6 +210,22 @@ def listener(settings: Settings, store: Store, sim: SlackSimulator) -> Iterator[
     stop_server(server, thread)
 
 
+def post_prompt(ctx: Context, store: Store) -> str:
+    """Post today's prompt through the stage and return its ts."""
+    from standup_bot import stages
+
+    stages.prompt(ctx, DAY)
+    ts = store.prompt_ts(CHANNEL, DAY)
+    assert ts is not None
+    return ts
+
+
+@pytest.fixture
+def prompt_ts(ctx: Context, store: Store, listener: LiveListener) -> str:
+    """Post today's prompt with the HTTP listener running; return its ts."""
+    return post_prompt(ctx, store)
+
+
 def stop_server(server: Any, thread: threading.Thread) -> None:
     """Stop a waitress server running in `thread`: its sockets are closed by the loop's own
     thread (closed from here, the loop's select() could meet a closed descriptor)."""

@@ -9,9 +9,7 @@ import pytest
 
 from standup_bot import stages
 from standup_bot.blockers import escalation_text
-from standup_bot.stages import Context
-from standup_bot.store import Store
-from tests.conftest import ALICE, BOB, CHANNEL, DAY, LiveListener, wait_for
+from tests.conftest import ALICE, BOB, CHANNEL, DAY, wait_for
 
 LEAD, DEPUTY = "ULEAD", "UDEPUTY"
 REPORT = "Yesterday: the importer\nToday: tests\nBlockers: waiting on <@UBOB> for the VPN token"
@@ -43,14 +41,6 @@ def settings(make_settings, sim):
     sim.add_user(LEAD, "lead", display_name="Lena Lead")
     sim.add_user(DEPUTY, "deputy", display_name="Dan Deputy")
     return make_settings(BLOCKER_CONTACTS=[LEAD, DEPUTY])
-
-
-@pytest.fixture
-def prompt_ts(ctx: Context, store: Store, listener: LiveListener) -> str:
-    stages.prompt(ctx, DAY)
-    ts = store.prompt_ts(CHANNEL, DAY)
-    assert ts is not None
-    return ts
 
 
 def _dm_texts(sim, user: str) -> list[str]:

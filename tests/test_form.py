@@ -34,6 +34,7 @@ from tests.conftest import (
     FAST_RETRY,
     SIGNING_SECRET,
     FakeClock,
+    post_prompt,
     stop_server,
     wait_for,
 )
@@ -73,10 +74,7 @@ def listener(settings: Settings, store: Store, sim: SlackSimulator, clock: FakeC
 
 @pytest.fixture
 def prompt_ts(ctx: stages.Context, store: Store, listener: FormListener) -> str:
-    stages.prompt(ctx, DAY)
-    ts = store.prompt_ts(CHANNEL, DAY)
-    assert ts is not None
-    return ts
+    return post_prompt(ctx, store)
 
 
 # -- payloads ----------------------------------------------------------------------------

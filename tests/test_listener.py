@@ -10,8 +10,6 @@ import pytest
 
 from standup_bot import stages
 from standup_bot.listener_app import interpret_message_event
-from standup_bot.stages import Context
-from standup_bot.store import Store
 from tests.conftest import (
     ALICE,
     BOB,
@@ -24,14 +22,6 @@ from tests.conftest import (
     stored_texts,
     wait_for,
 )
-
-
-@pytest.fixture
-def prompt_ts(ctx: Context, store: Store, listener: LiveListener) -> str:
-    stages.prompt(ctx, DAY)
-    ts = store.prompt_ts(CHANNEL, DAY)
-    assert ts is not None
-    return ts
 
 
 def _envelope(event: dict, event_id: str = "Ev0TEST1") -> bytes:

@@ -44,6 +44,7 @@ from tests.conftest import (
     TEAM_TZ,
     TOKEN,
     LiveListener,
+    post_prompt,
     stored_texts,
     wait_for,
 )
@@ -106,10 +107,7 @@ def socket_listener(
 
 @pytest.fixture
 def prompt_ts(ctx: Context, store: Store, socket_listener: SocketListener) -> str:
-    stages.prompt(ctx, DAY)
-    ts = store.prompt_ts(CHANNEL, DAY)
-    assert ts is not None
-    return ts
+    return post_prompt(ctx, store)
 
 
 def _envelope(event: dict, event_id: str) -> dict:

@@ -88,15 +88,20 @@ def test_a_prompt_posted_by_a_run_that_crashed_before_recording_it_is_not_posted
     assert store.prompt_ts(CHANNEL, DAY) == sim.messages(CHANNEL)[0]["ts"]
 
 
-def test_a_prompt_claimed_by_a_live_process_is_left_to_it(ctx: Context, sim, store):
-    from standup_bot.store import utc_now_iso
-
+def _running_prompt_claim(store, owner: str, started_at: str) -> None:
+    """Leave the day's prompt claimed as 'running' by `owner`, as a process that is (or was) posting it."""
     with store.transaction() as conn:
         conn.execute(
             "INSERT INTO stage_runs (channel, date, stage, status, owner, started_at) "
             "VALUES (?, ?, 'prompt', 'running', ?, ?)",
-            (CHANNEL, DAY.isoformat(), f"{os.uname().nodename}:{os.getpid()}", utc_now_iso()),
+            (CHANNEL, DAY.isoformat(), owner, started_at),
         )
+
+
+def test_a_prompt_claimed_by_a_live_process_is_left_to_it(ctx: Context, sim, store):
+    from standup_bot.store import utc_now_iso
+
+    _running_prompt_claim(store, f"{os.uname().nodename}:{os.getpid()}", utc_now_iso())
     stages.prompt(ctx, DAY)
 
     assert sim.messages(CHANNEL) == []
@@ -394,12 +399,7 @@ def test_a_prompt_whose_post_timed_out_is_found_not_posted_twice(make_settings, 
 
 
 def test_a_claim_older_than_an_hour_is_taken_over_even_from_another_host(ctx: Context, sim, store):
-    with store.transaction() as conn:
-        conn.execute(
-            "INSERT INTO stage_runs (channel, date, stage, status, owner, started_at) "
-            "VALUES (?, ?, 'prompt', 'running', 'otherhost:123', '2020-01-01T09:00:00+00:00')",
-            (CHANNEL, DAY.isoformat()),
-        )
+    _running_prompt_claim(store, "otherhost:123", "2020-01-01T09:00:00+00:00")
     stages.prompt(ctx, DAY)
     assert len(sim.messages(CHANNEL)) == 1
 
@@ -409,11 +409,6 @@ def test_a_reused_pid_after_a_reboot_does_not_block_the_stage(ctx: Context, sim,
     from standup_bot.store import utc_now_iso
 
     host, pid, _, start = this_owner().split(":")
-    with store.transaction() as conn:
-        conn.execute(
-            "INSERT INTO stage_runs (channel, date, stage, status, owner, started_at) "
-            "VALUES (?, ?, 'prompt', 'running', ?, ?)",
-            (CHANNEL, DAY.isoformat(), f"{host}:{pid}:oldboot0:{start}", utc_now_iso()),
-        )
+    _running_prompt_claim(store, f"{host}:{pid}:oldboot0:{start}", utc_now_iso())
     stages.prompt(ctx, DAY)
     assert len(sim.messages(CHANNEL)) == 1
