@@ -152,6 +152,7 @@ class ReplyRecorder:
         self.slack = slack
         self.now = now
         self._pruned_at: dt.datetime | None = None
+        self._escalation_locks = [threading.Lock() for _ in range(64)]  # by member, striped
         self.confirmations = confirmations or ConfirmationQueue(reaction_sender(slack))
         self.writer = ReplyWriter(store)
         self._prompt_dates: dict[tuple[str, str], dt.date] = {}  # a prompt's date never changes
@@ -211,12 +212,18 @@ class ReplyRecorder:
         """DM BLOCKER_CONTACTS about the member's blocker for the date, from the stored report."""
         if not self.settings.blocker_contacts:
             return
-        replies = [s.reply for s in self.store.stored_replies(channel, date) if s.reply.user == user and not s.deleted]
-        for report in group_reports(replies):
-            blockers.escalate_report(
-                self.settings, self.store, self.slack, channel, date, report,
-                lambda member: blockers.member_name(self.store, self.slack, member),
-            )
+        # One member's events are handled on several threads at once (two quick edits): without
+        # the lock, one could read the report before the other's edit, claim after it, and send
+        # the older blocker as an "update". With it, whoever reads last reads the latest text.
+        with self._escalation_locks[hash((channel, date, user)) % len(self._escalation_locks)]:
+            replies = [
+                s.reply for s in self.store.stored_replies(channel, date) if s.reply.user == user and not s.deleted
+            ]
+            for report in group_reports(replies):
+                blockers.escalate_report(
+                    self.settings, self.store, self.slack, channel, date, report,
+                    lambda member: blockers.member_name(self.store, self.slack, member),
+                )
 
 
 def build_app(
